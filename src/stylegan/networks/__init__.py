@@ -1,0 +1,17 @@
+"""StyleGAN / StyleGAN2 networks as plain ``nn.Module``s (no Lightning needed)."""
+
+from .discriminator import Discriminator
+from .generator import Generator
+from .mapping import MappingNetwork
+from .synthesis import ARCHITECTURES, SynthesisNetwork
+from .style_blocks import NOISE_MODES, STYLE_BLOCKS
+
+__all__ = [
+    "ARCHITECTURES",
+    "NOISE_MODES",
+    "STYLE_BLOCKS",
+    "Discriminator",
+    "Generator",
+    "MappingNetwork",
+    "SynthesisNetwork",
+]

@@ -1,0 +1,171 @@
+"""StyleGAN2 discriminator (StyleGAN2 Sec. 4, Fig. 7 and Table 2).
+
+One block per resolution R, R/2, ..., 8, then the 4x4 epilogue (minibatch stddev, conv, fc, out).
+Architectures (Fig. 7):
+- ``orig``:   FromRGB at the input only, conv0 -> conv1 (down).
+- ``skip``:   FromRGB at every resolution from a down-sampled image (Fig. 7b).
+- ``resnet``: residual blocks, (skip(x) + conv1(conv0(x))) / sqrt(2) (Fig. 7c, StyleGAN2's default D).
+Conditional (``c_dim > 0``): projection discriminator, the output is ``<out(x), cmap(c)> / sqrt(cmap_dim)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer
+from .mapping import MappingNetwork
+from .resample import downsample2d, setup_filter
+from .synthesis import channels_per_resolution, check_architecture, check_resolution
+
+
+class MinibatchStdLayer(nn.Module):
+    """Minibatch standard deviation (Karras 2018 Sec. 3) over groups of ``group_size`` samples.
+
+    Sample i belongs to group i % (N // G) (strided, as the official code); the std is averaged over
+    channels (split into ``num_channels`` parts) and pixels and appended as extra feature maps.
+    """
+
+    def __init__(self, group_size: int | None, num_channels: int = 1) -> None:
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        N, C, H, W = x.shape
+        G = min(self.group_size, N) if self.group_size is not None else N
+        F = self.num_channels
+        if N % G:
+            raise ValueError(f"minibatch stddev: batch size {N} is not divisible by group size {G}")
+        y = x.reshape(G, -1, F, C // F, H, W)
+        y = y - y.mean(dim=0)
+        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # [N/G, F, C/F, H, W]
+        y = y.mean(dim=[2, 3, 4]).reshape(-1, F, 1, 1).repeat(G, 1, H, W)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+class DiscriminatorBlock(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        img_channels: int,
+        architecture: str = "resnet",
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.architecture = in_channels, architecture
+        self.register_buffer("resample_filter", setup_filter(), persistent=False)
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+
+    def forward(
+        self, x: torch.Tensor | None, img: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=SQRT_HALF)
+            x = self.conv0(x)
+            x = self.conv1(x, gain=SQRT_HALF)
+            return y + x, img
+        return self.conv1(self.conv0(x)), img
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 head: [skip: + fromrgb(img)] -> mbstd -> conv 3x3 -> fc -> out (1 logit, or cmap_dim)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        cmap_dim: int,
+        img_channels: int,
+        architecture: str = "resnet",
+        mbstd_group_size: int | None = 4,
+        mbstd_num_channels: int = 1,
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.architecture, self.cmap_dim = architecture, cmap_dim
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation="lrelu")
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * 16, in_channels, activation="lrelu")
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None) -> torch.Tensor:
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.out(self.fc(x.flatten(1)))
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / self.cmap_dim**0.5)
+        return x
+
+
+class Discriminator(nn.Module):
+    """``D(img, c) -> logits [N, 1]``. ``mapping_kwargs`` configure the label mapping of a conditional D."""
+
+    def __init__(
+        self,
+        c_dim: int = 0,
+        img_resolution: int = 256,
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        architecture: str = "resnet",
+        conv_clamp: float | None = 256,
+        cmap_dim: int | None = None,
+        mbstd_group_size: int | None = 4,
+        mbstd_num_channels: int = 1,
+        mapping_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        check_resolution(img_resolution, "img_resolution")
+        check_architecture(architecture, "discriminator")
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        self.architecture = architecture
+        channels = channels_per_resolution(img_resolution, channel_base, channel_max)
+        self.block_resolutions = [r for r in reversed(channels) if r > 4]
+        cmap_dim = 0 if c_dim == 0 else (channels[4] if cmap_dim is None else cmap_dim)
+        self.cmap_dim = cmap_dim
+        for res in self.block_resolutions:
+            in_channels = channels[res] if res < img_resolution else 0
+            block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], img_channels,
+                                       architecture=architecture, conv_clamp=conv_clamp)
+            setattr(self, f"b{res}", block)
+        if c_dim > 0:
+            self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **dict(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, img_channels, architecture=architecture,
+                                        mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
+                                        conv_clamp=conv_clamp)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        expected = (self.img_channels, self.img_resolution, self.img_resolution)
+        if img.ndim != 4 or tuple(img.shape[1:]) != expected:
+            raise ValueError(f"discriminator expects images of shape [N, {', '.join(map(str, expected))}], "
+                             f"got {tuple(img.shape)}")
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img)
+        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        return self.b4(x, img, cmap)
+
+    def extra_repr(self) -> str:
+        return f"res={self.img_resolution}, arch={self.architecture}, c_dim={self.c_dim}"

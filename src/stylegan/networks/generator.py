@@ -1,0 +1,63 @@
+"""StyleGAN2 generator: mapping network + synthesis network (StyleGAN Fig. 1b, StyleGAN2 Fig. 2d / Fig. 7).
+
+The API matches the official code so that StyleGAN users feel at home::
+
+    ws  = G.mapping(z, c, truncation_psi=1, truncation_cutoff=None)   # [N, G.num_ws, G.w_dim]
+    img = G.synthesis(ws, noise_mode='random' | 'const' | 'none')     # [N, C, R, R], nominal range [-1, 1]
+    img = G(z, c, truncation_psi, truncation_cutoff, noise_mode)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from .mapping import MappingNetwork
+from .synthesis import SynthesisNetwork
+
+
+class Generator(nn.Module):
+    def __init__(
+        self,
+        z_dim: int = 512,
+        c_dim: int = 0,
+        w_dim: int = 512,
+        img_resolution: int = 256,
+        img_channels: int = 3,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        architecture: str = "skip",
+        style_block: str = "demod",
+        conv_clamp: float | None = 256,
+        use_noise: bool = True,
+        fused_modconv_default: bool | str = "inference_only",
+        mapping_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """``fused_modconv_default``: see SynthesisNetwork. ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998),
+        embed_features, layer_features."""
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(
+            w_dim, img_resolution, img_channels, channel_base=channel_base, channel_max=channel_max,
+            architecture=architecture, style_block=style_block, conv_clamp=conv_clamp, use_noise=use_noise,
+            fused_modconv_default=fused_modconv_default,
+        )
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "random",
+        update_emas: bool = False,
+        fused_modconv: bool | None = None,
+    ) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)

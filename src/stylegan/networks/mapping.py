@@ -1,0 +1,80 @@
+"""Mapping network f: Z -> W (StyleGAN Sec. 2, Fig. 1b), with the truncation trick (StyleGAN Sec. 3.3).
+
+An MLP with lr multiplier 0.01; z (and the class embedding, if any) are pixel-normalised first. ``w_avg`` is an
+EMA of W, updated only when asked (``update_emas=True``, the official D-main pass) and used as the truncation
+centre: ``w' = w_avg + psi * (w - w_avg)`` on the first ``truncation_cutoff`` ws.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import FullyConnectedLayer, normalize_2nd_moment
+
+
+class MappingNetwork(nn.Module):
+    """``z_dim=0`` gives the label-only mapping of the conditional discriminator (no w_avg, no broadcast)."""
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        num_ws: int | None,
+        num_layers: int = 8,
+        embed_features: int | None = None,
+        layer_features: int | None = None,
+        activation: str = "lrelu",
+        lr_multiplier: float = 0.01,
+        w_avg_beta: float | None = 0.998,
+    ) -> None:
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
+        embed_features = 0 if c_dim == 0 else (w_dim if embed_features is None else embed_features)
+        layer_features = w_dim if layer_features is None else layer_features
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, embed_features)
+        for i in range(num_layers):
+            fc = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{i}", fc)
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(
+        self,
+        z: torch.Tensor | None,
+        c: torch.Tensor | None = None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_emas: bool = False,
+    ) -> torch.Tensor:
+        x = None
+        if self.z_dim > 0:
+            x = normalize_2nd_moment(z.to(torch.float32))
+        if self.c_dim > 0:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                got = None if c is None else tuple(c.shape)
+                raise ValueError(f"mapping expects labels c of shape [N, {self.c_dim}], got {got}")
+            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            x = y if x is None else torch.cat([x, y], dim=1)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if update_emas and self.w_avg_beta is not None:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is not None:
+            x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
+        if truncation_psi != 1:
+            if self.w_avg_beta is None:
+                raise ValueError("truncation needs a tracked w_avg (w_avg_beta is None)")
+            if self.num_ws is None or truncation_cutoff is None:
+                x = self.w_avg.lerp(x, truncation_psi)
+            else:
+                x = x.clone()
+                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"

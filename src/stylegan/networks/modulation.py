@@ -1,0 +1,64 @@
+"""Weight modulation and demodulation (StyleGAN2 Sec. 2.2, Fig. 2c-d, Eqs. 1-3).
+
+Modulation (Eq. 1):   w'_ijk  = s_i * w_ijk
+Demodulation (Eq. 3): w''_ijk = w'_ijk / sqrt(sum_{i,k} w'_ijk^2 + eps)
+
+Two equivalent evaluations: *fused* builds one weight per sample and runs a grouped conv; *non-fused* scales the
+activations by ``s`` before a shared conv and by the demodulation coefficients after it (faster for training).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .resample import conv_up2
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Eq. 3 denominator as a multiplier: ``rsqrt(sum_{in,kh,kw} (s_in * w_out,in,kh,kw)^2 + eps)`` -> [N, O]."""
+    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+    return (w.square().sum(dim=[2, 3, 4]) + eps).rsqrt()
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up: int, groups: int) -> torch.Tensor:
+    if up == 2:
+        return conv_up2(x, w, f, groups=groups)
+    return F.conv2d(x, w, padding=w.shape[-1] // 2, groups=groups)
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    demodulate: bool = True,
+    resample_filter: torch.Tensor | None = None,
+    fused: bool = True,
+) -> torch.Tensor:
+    """Modulated (and optionally demodulated) conv of ``x`` [N, I, H, W] with ``weight`` [O, I, k, k] by
+    per-sample ``styles`` [N, I]; ``noise`` is added after demodulation. ``up=2`` convolves on the 2x grid."""
+    N, I, H, W = x.shape
+    O = weight.shape[0]
+    weight = weight.to(x.dtype)
+    styles = styles.to(x.dtype)
+    if up == 2 and resample_filter is None:
+        raise ValueError("modulated_conv2d with up=2 needs a resample_filter")
+    if not fused:
+        x = _conv(x * styles[:, :, None, None], weight, resample_filter, up, groups=1)
+        if demodulate:
+            x = x * demodulation_coefficients(weight, styles)[:, :, None, None]
+        return x if noise is None else x + noise.to(x.dtype)
+    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+    if demodulate:
+        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()[:, :, None, None, None]
+    x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N)
+    x = x.reshape(N, O, *x.shape[2:])
+    return x if noise is None else x + noise.to(x.dtype)
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalize each feature map to zero mean and unit variance (AdaIN's "Norm mean/std", Fig. 2a)."""
+    x = x - x.mean(dim=[2, 3], keepdim=True)
+    return x * (x.square().mean(dim=[2, 3], keepdim=True) + eps).rsqrt()
