@@ -3,8 +3,8 @@
 from .discriminator import Discriminator
 from .generator import Generator
 from .mapping import MappingNetwork
-from .synthesis import ARCHITECTURES, SynthesisNetwork
 from .style_blocks import NOISE_MODES, STYLE_BLOCKS
+from .synthesis import ARCHITECTURES, SynthesisNetwork
 
 __all__ = [
     "ARCHITECTURES",

@@ -60,7 +60,7 @@ class DiscriminatorBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.in_channels, self.architecture = in_channels, architecture
-        self.register_buffer("resample_filter", setup_filter(), persistent=False)
+        self.register_buffer("resample_filter", setup_filter())
         if in_channels == 0 or architecture == "skip":
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
@@ -136,6 +136,12 @@ class Discriminator(nn.Module):
         mapping_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.init_kwargs = dict(
+            c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base,
+            channel_max=channel_max, architecture=architecture, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
+            mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
+            mapping_kwargs=dict(mapping_kwargs or {}),
+        )
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "discriminator")
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels

@@ -35,9 +35,15 @@ class Generator(nn.Module):
         fused_modconv_default: bool | str = "inference_only",
         mapping_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """``fused_modconv_default``: see SynthesisNetwork. ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998),
-        embed_features, layer_features."""
+        """``fused_modconv_default``: see SynthesisNetwork. ``mapping_kwargs``: num_layers (8), lr_multiplier
+        (0.01), w_avg_beta (0.998), embed_features, layer_features."""
         super().__init__()
+        self.init_kwargs = dict(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+            channel_base=channel_base, channel_max=channel_max, architecture=architecture, style_block=style_block,
+            conv_clamp=conv_clamp, use_noise=use_noise, fused_modconv_default=fused_modconv_default,
+            mapping_kwargs=dict(mapping_kwargs or {}),
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(

@@ -106,7 +106,7 @@ class Conv2dLayer(nn.Module):
         self.act_gain = default_gain(activation)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
-        self.register_buffer("resample_filter", setup_filter(), persistent=False)
+        self.register_buffer("resample_filter", setup_filter())
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         w = self.weight.to(x.dtype) * self.weight_gain

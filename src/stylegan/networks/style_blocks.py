@@ -41,7 +41,7 @@ class _StyleLayer(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.resolution, self.up, self.use_noise, self.conv_clamp = resolution, up, use_noise, conv_clamp
-        self.register_buffer("resample_filter", setup_filter(), persistent=False)
+        self.register_buffer("resample_filter", setup_filter())
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))

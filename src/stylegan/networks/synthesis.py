@@ -52,7 +52,7 @@ class SynthesisBlock(nn.Module):
         super().__init__()
         self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
         self.architecture = architecture
-        self.register_buffer("resample_filter", setup_filter(), persistent=False)
+        self.register_buffer("resample_filter", setup_filter())
         layer = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise, conv_clamp=conv_clamp)
         self.num_conv = self.num_torgb = 0
         if in_channels == 0:

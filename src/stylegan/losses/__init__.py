@@ -1,0 +1,15 @@
+"""StyleGAN2 objectives as pure functions over network outputs (no module state)."""
+
+from .logistic import discriminator_loss, generator_loss
+from .path_length import path_length_noise, path_length_penalty, path_lengths
+from .r1 import r1_loss, r1_penalty
+
+__all__ = [
+    "discriminator_loss",
+    "generator_loss",
+    "path_length_noise",
+    "path_length_penalty",
+    "path_lengths",
+    "r1_loss",
+    "r1_penalty",
+]

@@ -1,0 +1,42 @@
+"""Path length regularization (StyleGAN2 Sec. 3.2, Eq. 4).
+
+``E_{w,y}( ||J_w^T y||_2 - a )^2`` with y ~ N(0, I) / sqrt(H*W) and ``a`` an exponential moving average of the
+lengths. J_w^T y is obtained with one backward pass: grad_w (g(w) . y). The lengths are taken w.r.t. all
+``num_ws`` copies of w (sum over w_dim, mean over num_ws, sqrt), as in the official code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def path_length_noise(img: torch.Tensor) -> torch.Tensor:
+    """y ~ N(0, I) / sqrt(H * W): the random image-space direction of Eq. 4."""
+    return torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+
+
+def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample ``||J_w^T y||`` [N] for ``img = synthesis(ws)``; differentiable (double backward)."""
+    if noise is None:
+        noise = path_length_noise(img)
+    (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    return grads.float().square().sum(dim=2).mean(dim=1).sqrt()
+
+
+def path_length_penalty(
+    lengths: torch.Tensor,
+    pl_mean: torch.Tensor,
+    decay: float = 0.01,
+    lengths_mean: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``((l - a')^2, a')`` with ``a' = a + decay * (mean(l) - a)``.
+
+    ``a'`` is not detached inside the penalty (as the official code), so the gradient also flows through the
+    batch mean. ``lengths_mean`` overrides ``mean(lengths)`` (e.g. the mean over all DDP ranks). The returned
+    ``a'`` is detached: store it as the new running mean.
+    """
+    mean = lengths.mean() if lengths_mean is None else lengths_mean
+    new_mean = pl_mean.to(mean.dtype).lerp(mean, decay)
+    return (lengths - new_mean).square(), new_mean.detach()

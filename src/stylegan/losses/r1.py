@@ -1,0 +1,22 @@
+"""R1 regularization (Mescheder et al. 2018, Eq. 9): ``gamma/2 * E_x[||grad_x D(x)||^2]`` on real images.
+
+StyleGAN2 Sec. 3.1 evaluates it lazily, every ``D_reg_interval`` minibatches, scaled by the interval.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``||d D(x) / d x||^2`` [N]; ``real_img`` must require grad and ``real_logits = D(real_img)``.
+
+    The graph is kept (``create_graph``) so that the penalty can be back-propagated into D (double backward).
+    """
+    (grads,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
+    return grads.float().square().sum(dim=[1, 2, 3])
+
+
+def r1_loss(penalty: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``mean(penalty) * gamma / 2``."""
+    return penalty.mean() * (gamma / 2)

@@ -1,0 +1,140 @@
+"""Import and export of official StyleGAN2 weights (NVlabs stylegan2-ada-pytorch / stylegan3 naming).
+
+A *blob* is a dict with the official state_dicts ``G`` and ``D`` and their constructor arguments ``G_kwargs`` and
+``D_kwargs`` (flat as in stylegan3, or with ada's nested ``synthesis_kwargs``). Our modules have the official
+parameter and buffer names, in the official order, so import is a checked ``load_state_dict`` and export is
+``state_dict()``. The per-layer ``resample_filter`` buffers must hold the [1,3,3,1] filter; absent ones are
+filled in (converters that drop them load too).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .networks import Discriminator, Generator
+
+# Official arguments that only select fp16 / memory layout / training-time freezing: accepted and ignored.
+IGNORED_KWARGS = {"class_name", "num_fp16_res", "use_fp16", "fp16_channels_last", "channels_last", "freeze_layers"}
+_G_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "channel_base", "channel_max",
+           "architecture", "use_noise", "fused_modconv_default")
+_D_KEYS = ("c_dim", "img_resolution", "img_channels", "channel_base", "channel_max", "architecture", "cmap_dim")
+_MAPPING_KEYS = ("num_layers", "embed_features", "layer_features", "lr_multiplier", "w_avg_beta")
+
+
+class OfficialWeightsError(ValueError):
+    """The official blob does not match the networks it describes."""
+
+
+def _take(src: dict, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: src.pop(k) for k in keys if k in src}
+
+
+def _check_defaults(src: dict, where: str) -> None:
+    f = src.pop("resample_filter", None)
+    if f is not None and list(f) != [1, 3, 3, 1]:
+        raise OfficialWeightsError(f"{where}.resample_filter={list(f)} is not supported (only [1, 3, 3, 1])")
+    act = src.pop("activation", "lrelu")
+    if act != "lrelu":
+        raise OfficialWeightsError(f"{where}.activation={act!r} is not supported (only 'lrelu')")
+    for key in IGNORED_KWARGS & set(src):
+        src.pop(key)
+    if src:
+        raise OfficialWeightsError(f"{where}: unknown official arguments {sorted(src)}")
+
+
+def _mapping_kwargs(official: Mapping | None, where: str) -> dict[str, Any]:
+    src = dict(official or {})
+    out = _take(src, _MAPPING_KEYS)
+    _check_defaults(src, where)
+    return out
+
+
+def generator_kwargs(official: Mapping) -> dict[str, Any]:
+    """Translate official ``G_kwargs`` into ``stylegan.networks.Generator`` arguments."""
+    src = dict(official)
+    src.update(dict(src.pop("synthesis_kwargs", None) or {}))  # ada nests the synthesis arguments
+    out = _take(src, _G_KEYS)
+    out["conv_clamp"] = src.pop("conv_clamp", None)  # the official default is no clamp
+    out["mapping_kwargs"] = _mapping_kwargs(src.pop("mapping_kwargs", None), "G_kwargs.mapping_kwargs")
+    _check_defaults(src, "G_kwargs")
+    return out
+
+
+def discriminator_kwargs(official: Mapping) -> dict[str, Any]:
+    """Translate official ``D_kwargs`` into ``stylegan.networks.Discriminator`` arguments."""
+    src = dict(official)
+    out = _take(src, _D_KEYS)
+    out["conv_clamp"] = src.pop("conv_clamp", None)
+    epilogue = dict(src.pop("epilogue_kwargs", None) or {})
+    out.update({k: epilogue.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels") if k in epilogue})
+    _check_defaults(epilogue, "D_kwargs.epilogue_kwargs")
+    _check_defaults(dict(src.pop("block_kwargs", None) or {}), "D_kwargs.block_kwargs")
+    out["mapping_kwargs"] = _mapping_kwargs(src.pop("mapping_kwargs", None), "D_kwargs.mapping_kwargs")
+    _check_defaults(src, "D_kwargs")
+    return out
+
+
+def load_checked(module: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> None:
+    """``load_state_dict`` that reports every missing, unexpected and mis-shaped key in one error."""
+    own = module.state_dict()
+    state = dict(state_dict)
+    for k, v in own.items():
+        if k.endswith("resample_filter"):
+            if k in state and not torch.allclose(state[k].float(), v):
+                raise OfficialWeightsError(f"{name}: {k} is not the [1,3,3,1] filter; no other is supported")
+            state[k] = v
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: {tuple(state[k].shape)} vs ours {tuple(own[k].shape)}"
+                    for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        parts = [f"{label} {items}" for label, items in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", shapes)) if items]
+        raise OfficialWeightsError(f"{name} state_dict does not match its kwargs: " + "; ".join(parts))
+    module.load_state_dict(state)
+
+
+def load_official(blob: Mapping[str, Any], g_key: str = "G") -> tuple[Generator | None, Discriminator | None]:
+    """Build (G, D) from an official-format blob; a network whose state_dict is absent is returned as None."""
+    G = D = None
+    if blob.get(g_key) is not None:
+        if blob.get("G_kwargs") is None:
+            raise OfficialWeightsError(f"blob has '{g_key}' but no 'G_kwargs' to build it from")
+        G = Generator(**generator_kwargs(blob["G_kwargs"]))
+        load_checked(G, blob[g_key], g_key)
+    if blob.get("D") is not None:
+        if blob.get("D_kwargs") is None:
+            raise OfficialWeightsError("blob has 'D' but no 'D_kwargs' to build it from")
+        D = Discriminator(**discriminator_kwargs(blob["D_kwargs"]))
+        load_checked(D, blob["D"], "D")
+    return G, D
+
+
+def load_official_file(path: str | os.PathLike, g_key: str = "G") -> tuple[Generator | None, Discriminator | None]:
+    """``load_official`` of a ``torch.save``-d blob (loaded with ``weights_only=True``)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"official weights file not found: {path}")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, Mapping):
+        raise OfficialWeightsError(f"{path}: expected a dict with 'G'/'D' and 'G_kwargs'/'D_kwargs'")
+    return load_official(blob, g_key=g_key)
+
+
+def export_official(G: Generator | None = None, D: Discriminator | None = None) -> dict[str, Any]:
+    """The inverse of ``load_official``: official state_dicts and constructor kwargs."""
+    blob: dict[str, Any] = {"G": None, "D": None, "G_kwargs": None, "D_kwargs": None}
+    if G is not None:
+        kw = dict(G.init_kwargs)
+        if kw.pop("style_block") != "demod" or not kw["use_noise"]:
+            raise OfficialWeightsError("only style_block='demod' generators with noise exist in the official code")
+        blob["G"], blob["G_kwargs"] = G.state_dict(), kw
+    if D is not None:
+        kw = dict(D.init_kwargs)
+        kw["epilogue_kwargs"] = {k: kw.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels")}
+        blob["D"], blob["D_kwargs"] = D.state_dict(), kw
+    return blob
