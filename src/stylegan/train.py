@@ -1,0 +1,41 @@
+"""Hydra entry point: ``python -m stylegan.train [overrides]`` (or ``stylegan-train``, ``make train``)."""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .training import AtomicCheckpointIO
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> L.LightningModule:
+    """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns the trained module."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
+                          logger=_instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()])
+    log.info("output directory: %s", cfg.paths.output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    return model
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Training callbacks: sample grids and kimg-based checkpoints (rank 0 writes), and atomic checkpoint IO."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+
+from ..utils.images import make_grid, save_image
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temp file in the same folder, fsync, then ``os.replace``: a checkpoint is whole or absent.
+    Loads with ``weights_only=True``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {path}")
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+def _crossed(module, every_kimg: float, last: int) -> int | None:
+    """The index of the ``every_kimg`` tick just reached, if a new one was reached."""
+    tick = int(module.cur_nimg // max(every_kimg * 1000, 1))
+    return tick if tick > last else None
+
+
+class SampleGrid(L.Callback):
+    """Every ``every_kimg``, a grid from G_ema on fixed z (noise 'const') to ``dirpath/fakesKKKKKK.png`` and the
+    logger; a grid of reals once at the start (``reals.png``)."""
+
+    def __init__(self, dirpath: str, every_kimg: float = 4.0, num_samples: int = 64, seed: int = 0,
+                 truncation_psi: float = 1.0) -> None:
+        self.dirpath, self.every_kimg, self.num_samples = Path(dirpath), every_kimg, num_samples
+        self.seed, self.truncation_psi = seed, truncation_psi
+        self._last = -1
+        self.written: list[Path] = []
+
+    @torch.no_grad()
+    def grid(self, pl_module) -> np.ndarray:
+        G = pl_module.G_ema
+        gen = torch.Generator().manual_seed(self.seed)
+        z = torch.randn([self.num_samples, G.z_dim], generator=gen).to(pl_module.device)
+        c = torch.zeros([self.num_samples, G.c_dim], device=pl_module.device)
+        if G.c_dim:
+            c[torch.arange(self.num_samples), torch.arange(self.num_samples) % G.c_dim] = 1
+        img = torch.cat([G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const")
+                         for zb, cb in zip(z.split(16), c.split(16), strict=True)])
+        return make_grid(img)
+
+    @rank_zero_only
+    def _write(self, trainer, pl_module, name: str) -> None:
+        array = self.grid(pl_module)
+        self.written.append(save_image(array, self.dirpath / name))
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="samples/fakes", images=[array], step=trainer.global_step,
+                                 caption=[f"kimg {pl_module.cur_nimg / 1000:.1f}"])
+
+    @rank_zero_only
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last = int(pl_module.cur_nimg // max(self.every_kimg * 1000, 1))
+        dm = trainer.datamodule
+        if dm is not None and hasattr(dm, "real_images"):
+            save_image(make_grid(dm.real_images(self.num_samples)), self.dirpath / "reals.png")
+        self._write(trainer, pl_module, f"fakes_kimg{pl_module.cur_nimg / 1000:08.2f}.png")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        tick = _crossed(pl_module, self.every_kimg, self._last)
+        if tick is not None:
+            self._last = tick
+            self._write(trainer, pl_module, f"fakes_kimg{pl_module.cur_nimg / 1000:08.2f}.png")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer, pl_module, "fakes_final.png")
+
+
+class KimgCheckpoint(L.Callback):
+    """``last.ckpt`` every ``every_kimg`` and at the end; with ``keep_snapshots`` also
+    ``snapshot-KKKKKK.ckpt``. Writes go through the trainer (rank 0, atomic IO)."""
+
+    def __init__(self, dirpath: str, every_kimg: float = 10.0, keep_snapshots: bool = False) -> None:
+        self.dirpath, self.every_kimg, self.keep_snapshots = Path(dirpath), every_kimg, keep_snapshots
+        self._last = -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._last = int(pl_module.cur_nimg // max(self.every_kimg * 1000, 1))
+
+    def _save(self, trainer, pl_module) -> None:
+        names = ["last.ckpt"] + ([f"snapshot-{pl_module.cur_nimg // 1000:06d}.ckpt"] if self.keep_snapshots else [])
+        for name in names:
+            trainer.save_checkpoint(self.dirpath / name, weights_only=False)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        tick = _crossed(pl_module, self.every_kimg, self._last)
+        if tick is not None:
+            self._last = tick
+            self._save(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer, pl_module)

@@ -1,0 +1,44 @@
+"""Typed training hyper-parameters, instantiated from the ``loss`` and ``model.optim`` config groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class LossConfig:
+    """StyleGAN2 objective (Appendix B). Intervals of 1 (or ``lazy=False``) regularize every step (configs A-B)."""
+
+    r1_gamma: float = 10.0
+    d_reg_interval: int = 16
+    pl_weight: float = 2.0
+    g_reg_interval: int = 4
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
+    style_mixing_prob: float = 0.9
+    lazy: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("d_reg_interval", "g_reg_interval", "pl_batch_shrink"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"loss.{key} must be >= 1, got {getattr(self, key)}")
+        if not 0 <= self.style_mixing_prob <= 1:
+            raise ValueError(f"loss.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
+        if self.r1_gamma < 0 or self.pl_weight < 0:
+            raise ValueError("loss.r1_gamma and loss.pl_weight must be >= 0")
+
+    @property
+    def g_interval(self) -> int:
+        return self.g_reg_interval if self.lazy else 1
+
+    @property
+    def d_interval(self) -> int:
+        return self.d_reg_interval if self.lazy else 1
+
+
+@dataclass
+class OptimConfig:
+    g_lr: float = 0.002
+    d_lr: float = 0.002
+    betas: tuple[float, float] = field(default=(0.0, 0.99))
+    eps: float = 1e-8

@@ -1,0 +1,246 @@
+"""The StyleGAN2 training procedure as a LightningModule (manual optimization).
+
+Per minibatch, in the official order: G main (non-saturating logistic), G reg (path length, every
+``g_reg_interval``), D main (logistic on fakes and reals), D reg (R1, every ``d_reg_interval``); then the G EMA
+update. With an interval of 1 the main and regularization losses share one backward and one optimizer step (the
+official "Gboth"/"Dboth", needed by the paper's configs A-B). Only the network being trained has
+``requires_grad`` in each phase. Progress is counted in images shown (``cur_nimg``), as in the paper.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from dataclasses import asdict
+
+import lightning as L
+import torch
+import torch.distributed as dist
+
+from ..losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_loss, r1_penalty
+from ..networks import Discriminator, Generator
+from .config import LossConfig, OptimConfig
+from .ema import ema_beta, update_ema
+from .lazy import lazy_adam
+from .mixing import mix_styles
+from .state import capture_rng, restore_rng
+
+NAN_POLICIES = ("skip", "stop")
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean over this rank's elements and all other ranks' (differentiable all-reduce under DDP)."""
+    world = _world_size()
+    if world == 1:
+        return x.mean()
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(x.sum() / (x.numel() * world))
+
+
+class StyleGAN2Module(L.LightningModule):
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        loss: LossConfig | dict | None = None,
+        optim: OptimConfig | dict | None = None,
+        ema_kimg: float | None = None,
+        ema_rampup: float | None = 0.05,
+        total_kimg: float = 25.0,
+        nan_policy: str = "skip",
+    ) -> None:
+        """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
+        step whose loss or gradient is not finite (counted and logged); 'stop' raises."""
+        super().__init__()
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        if generator.img_resolution != discriminator.img_resolution or generator.c_dim != discriminator.c_dim:
+            raise ValueError("generator and discriminator disagree on img_resolution or c_dim")
+        self.automatic_optimization = False
+        self.G, self.D = generator, discriminator
+        self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
+        self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
+        self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
+        self.total_kimg, self.nan_policy = total_kimg, nan_policy
+        self.register_buffer("pl_mean", torch.zeros([]))
+        self.cur_nimg = 0
+        self.iteration = 0
+        self.nan_skips: Counter[str] = Counter()
+        self._rng_to_restore = None
+        self._tick = None
+
+    # ----------------------------------------------------------------- setup
+    def configure_optimizers(self):
+        o, cfg = self.optim_cfg, self.loss_cfg
+        opt_g = lazy_adam(self.G.parameters(), o.g_lr, o.betas, o.eps, cfg.g_interval if cfg.pl_weight > 0 else None)
+        opt_d = lazy_adam(self.D.parameters(), o.d_lr, o.betas, o.eps, cfg.d_interval if cfg.r1_gamma > 0 else None)
+        return [opt_g, opt_d]
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is None or not hasattr(dm, "c_dim"):
+            return
+        G = self.G
+        if dm.c_dim != G.c_dim:
+            raise ValueError(f"data has c_dim={dm.c_dim} labels but the generator has c_dim={G.c_dim}: set "
+                             f"model.generator.c_dim={dm.c_dim} (and discriminator), or data.use_labels=false")
+        if (dm.resolution, dm.channels) != (G.img_resolution, G.img_channels):
+            raise ValueError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} but the generator makes "
+                             f"{G.img_channels}x{G.img_resolution}x{G.img_resolution}: fix data.resolution/channels")
+
+    # ----------------------------------------------------------------- phases
+    def _latents(self, n: int, real_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.randn([n, self.G.z_dim], device=self.device)
+        c = real_c[torch.randperm(real_c.shape[0], device=real_c.device)[:n]] if self.G.c_dim else real_c[:n]
+        return z, c
+
+    def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
+        ws = self.G.mapping(z, c, update_emas=update_emas)
+        ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob)
+        return self.G.synthesis(ws), ws
+
+    def _fp32(self):
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def _step(self, opt, net: torch.nn.Module, losses: dict[str, torch.Tensor], phase: str) -> bool:
+        """Backward every loss, check finiteness (all ranks agree), then step or skip per ``nan_policy``."""
+        self.manual_backward(sum(losses.values()))  # one backward: main and reg may share a forward graph
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        checks = [torch.stack([v.detach().float() for v in losses.values()])]
+        if grads:
+            checks.append(torch.stack(torch._foreach_norm(grads)).float())
+        bad = (~torch.isfinite(torch.cat(checks))).any().float()
+        if _world_size() > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item():
+            what = {k: float(v) for k, v in losses.items()}
+            if self.nan_policy == "stop":
+                raise FloatingPointError(f"non-finite loss or gradient in phase {phase} at iteration {self.iteration} "
+                                         f"(kimg {self.cur_nimg / 1000:.1f}, losses {what}); set "
+                                         "model.nan_policy=skip to skip such steps")
+            self.nan_skips[phase] += 1
+            opt.zero_grad(set_to_none=True)
+            return False
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return True
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        real, real_c = batch
+        N, cfg = real.shape[0], self.loss_cfg
+        opt_g, opt_d = self.optimizers()
+        logs: dict[str, torch.Tensor] = {}
+        if self._tick is None:
+            self._tick = (time.perf_counter(), self.cur_nimg)
+
+        # G: main (+ path length when due)
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        z, c = self._latents(N, real_c)
+        img, _ = self._run_G(z, c)
+        g_loss = {"Gmain": generator_loss(self.D(img, c))}
+        logs["loss/G"] = g_loss["Gmain"].detach()
+        g_reg = cfg.pl_weight > 0 and self.iteration % cfg.g_interval == 0
+        if not g_reg or cfg.g_interval > 1:
+            self._step(opt_g, self.G, g_loss, "Gmain")
+            g_loss = {}
+        if g_reg:
+            n = max(N // cfg.pl_batch_shrink, 1)
+            z, c = self._latents(n, real_c)
+            with self._fp32():
+                img, ws = self._run_G(z, c)
+                lengths = path_lengths(img.float(), ws)
+                penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
+                g_loss["Greg"] = penalty.mean() * (cfg.pl_weight * cfg.g_interval)
+            if self._step(opt_g, self.G, g_loss, "Greg"):
+                self.pl_mean.copy_(new_mean)
+            logs["loss/pl_penalty"] = penalty.mean().detach()
+            logs["pl_mean"] = self.pl_mean.clone()
+        self.G.requires_grad_(False)
+
+        # D: main (+ R1 when due)
+        self.D.requires_grad_(True)
+        z, c = self._latents(N, real_c)
+        with torch.no_grad():
+            fake, _ = self._run_G(z, c, update_emas=True)
+        d_reg = cfg.r1_gamma > 0 and self.iteration % cfg.d_interval == 0
+        both = d_reg and cfg.d_interval == 1
+        real_in = real.detach().requires_grad_(both)
+        with self._fp32() if both else torch.enable_grad():
+            real_logits = self.D(real_in, real_c)
+        fake_logits = self.D(fake, c)
+        d_loss = {"Dmain": discriminator_loss(real_logits, fake_logits)}
+        logs["loss/D"] = d_loss["Dmain"].detach()
+        logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+        if d_reg and not both:
+            self._step(opt_d, self.D, d_loss, "Dmain")
+            d_loss = {}
+            real_in = real.detach().requires_grad_(True)
+            with self._fp32():
+                real_logits = self.D(real_in, real_c)
+        if d_reg:
+            with self._fp32():
+                penalty = r1_penalty(real_in, real_logits)
+                d_loss["Dreg"] = r1_loss(penalty, cfg.r1_gamma) * cfg.d_interval
+            logs["loss/r1_penalty"] = penalty.mean().detach()
+        self._step(opt_d, self.D, d_loss, "Dreg" if d_reg else "Dmain")
+        self.D.requires_grad_(False)
+
+        # G EMA and progress
+        batch_total = N * _world_size()
+        ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch_total * 10 / 32
+        update_ema(self.G_ema, self.G, ema_beta(batch_total, self.cur_nimg, ema_kimg, self.ema_rampup))
+        self.cur_nimg += batch_total
+        self.iteration += 1
+        self._log_progress(logs)
+        if self.cur_nimg >= self.total_kimg * 1000:
+            self.trainer.should_stop = True
+
+    def _log_progress(self, logs: dict[str, torch.Tensor]) -> None:
+        t0, n0 = self._tick
+        dt, dn = time.perf_counter() - t0, self.cur_nimg - n0
+        logs["kimg"] = torch.tensor(self.cur_nimg / 1000)
+        if dn > 0:
+            logs["timing/sec_per_kimg"] = torch.tensor(dt / dn * 1000)
+            logs["timing/img_per_sec"] = torch.tensor(dn / max(dt, 1e-9))
+        for phase, count in self.nan_skips.items():
+            logs[f"nan_skips/{phase}"] = torch.tensor(float(count))
+        prog = {"kimg", "loss/G", "loss/D"}
+        for k, v in logs.items():
+            self.log(k, v.float(), prog_bar=k in prog, on_step=True, on_epoch=False, batch_size=1)
+        if dt > 30:
+            self._tick = (time.perf_counter(), self.cur_nimg)
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        for name in ("G", "D", "G_ema"):
+            bad = [k for k, v in getattr(self, name).state_dict().items() if not torch.isfinite(v).all()]
+            if bad:
+                raise FloatingPointError(f"refusing to write a checkpoint: non-finite {name} weights {bad[:5]}")
+        checkpoint["stylegan"] = {
+            "G_kwargs": self.G.init_kwargs,
+            "D_kwargs": self.D.init_kwargs,
+            "loss": asdict(self.loss_cfg),
+            "cur_nimg": self.cur_nimg,
+            "iteration": self.iteration,
+            "nan_skips": dict(self.nan_skips),
+            "rng": capture_rng(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["stylegan"]
+        self.cur_nimg, self.iteration = int(state["cur_nimg"]), int(state["iteration"])
+        self.nan_skips = Counter(state.get("nan_skips", {}))
+        self._rng_to_restore = state.get("rng")
+
+    def on_train_start(self) -> None:
+        if self._rng_to_restore is not None:
+            restore_rng(self._rng_to_restore)
+            self._rng_to_restore = None

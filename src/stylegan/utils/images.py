@@ -1,0 +1,46 @@
+"""Image grids written with Pillow (no torchvision on the core path)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
+    """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 (rounded, clipped)."""
+    lo, hi = drange
+    x = (img.detach().float().cpu() - lo) * (255 / (hi - lo))
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
+    """Tile a batch into one [rows*H, cols*W, C] uint8 array (C = 1 or 3)."""
+    x = to_uint8(img, drange)
+    N, H, W, C = x.shape
+    cols = cols or math.ceil(math.sqrt(N))
+    rows = math.ceil(N / cols)
+    grid = np.zeros([rows * H, cols * W, C], dtype=np.uint8)
+    for i in range(N):
+        r, c = divmod(i, cols)
+        grid[r * H : (r + 1) * H, c * W : (c + 1) * W] = x[i]
+    return grid
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an [H, W, C] uint8 array as PNG atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "L" if array.shape[2] == 1 else "RGB"
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
+
+
+def save_grid(img: torch.Tensor, path: str | os.PathLike, cols: int | None = None) -> Path:
+    return save_image(make_grid(img, cols), path)
