@@ -1,0 +1,82 @@
+"""Lazy regularization, G EMA and style mixing against the official training loop's formulas."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from stylegan.networks import Generator
+from stylegan.training.config import LossConfig
+from stylegan.training.ema import ema_beta, update_ema
+from stylegan.training.lazy import lazy_adam, lazy_ratio
+from stylegan.training.mixing import mix_styles
+
+
+def test_lazy_adam_matches_official_numbers():
+    """OFFICIAL_TRAINING.md Sec. 4: G lr 0.0016, betas (0, 0.991992); D lr 0.00188235, betas (0, 0.990585)."""
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    g = lazy_adam(p, 0.002, (0.0, 0.99), 1e-8, interval=4).param_groups[0]
+    d = lazy_adam(p, 0.002, (0.0, 0.99), 1e-8, interval=16).param_groups[0]
+    assert g["lr"] == pytest.approx(0.0016, abs=1e-12) and g["betas"][1] == pytest.approx(0.991992, abs=1e-6)
+    assert d["lr"] == pytest.approx(0.00188235, abs=1e-8) and d["betas"][1] == pytest.approx(0.990585, abs=1e-6)
+    assert g["betas"][0] == 0 and g["eps"] == 1e-8
+    assert lazy_ratio(None) == lazy_ratio(1) == 1.0
+
+
+def test_non_lazy_config_regularizes_every_step():
+    cfg = LossConfig(lazy=False)
+    assert cfg.g_interval == cfg.d_interval == 1
+    with pytest.raises(ValueError, match="loss.d_reg_interval"):
+        LossConfig(d_reg_interval=0)
+
+
+def test_ema_beta_schedule():
+    # official: beta = 0.5 ** (batch / max(min(ema_kimg*1000, cur_nimg*rampup), 1e-8))
+    assert ema_beta(32, 0, 10, 0.05) == 0.0  # first iteration: G_ema = G
+    assert ema_beta(32, 10**7, 10, 0.05) == pytest.approx(0.997784, abs=1e-6)  # steady state, half-life 10 kimg
+    assert ema_beta(32, 1000, 10, 0.05) == pytest.approx(0.5 ** (32 / 50), rel=1e-12)  # ramp-up: 1000*0.05 = 50
+    assert ema_beta(32, 1000, 10, None) == pytest.approx(0.5 ** (32 / 10000), rel=1e-12)
+    # half-life: after ema_kimg thousand images the old weights have weight 1/2
+    beta = ema_beta(100, 10**9, 1.0, None)
+    assert beta**10 == pytest.approx(0.5, rel=1e-12)
+
+
+def test_update_ema_lerps_parameters_and_copies_buffers():
+    torch.manual_seed(0)
+    G = Generator(z_dim=4, w_dim=4, img_resolution=8, img_channels=1, channel_base=32, channel_max=4,
+                  mapping_kwargs={"num_layers": 1})
+    G_ema = copy.deepcopy(G)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))
+        G.mapping.w_avg.fill_(3.0)
+    before = {k: v.clone() for k, v in G_ema.named_parameters()}
+    update_ema(G_ema, G, 0.9)
+    for name, p in G.named_parameters():
+        expected = 0.9 * before[name] + 0.1 * p
+        torch.testing.assert_close(dict(G_ema.named_parameters())[name], expected, rtol=1e-6, atol=1e-6)
+    assert torch.equal(G_ema.mapping.w_avg, G.mapping.w_avg)
+
+
+def test_style_mixing_follows_official_rng_order():
+    """cutoff = random_(1, num_ws); coin = rand() < p; z2 = randn_like(z) always; ws[:, cutoff:] from z2."""
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, w_dim=8, img_resolution=16, img_channels=1, channel_base=64, channel_max=8,
+                  mapping_kwargs={"num_layers": 2})
+    z = torch.randn(3, 8)
+    c = torch.zeros(3, 0)
+    ws = G.mapping(z, c)
+    for seed in range(20):
+        torch.manual_seed(seed)
+        cutoff = int(torch.empty([], dtype=torch.int64).random_(1, G.num_ws))
+        mixed = float(torch.rand([])) < 0.5
+        ws2 = G.mapping(torch.randn_like(z), c)
+        after = torch.randn(1)  # the next draw must be the same: mix_styles consumed exactly these
+        torch.manual_seed(seed)
+        out = mix_styles(G, ws, z, c, prob=0.5)
+        assert torch.equal(torch.randn(1), after)
+        cut = cutoff if mixed else G.num_ws
+        assert torch.equal(out[:, :cut], ws[:, :cut]) and torch.equal(out[:, cut:], ws2[:, cut:])
+    assert mix_styles(G, ws, z, c, prob=0.0) is ws
