@@ -52,13 +52,14 @@ class MappingNetwork(nn.Module):
         update_emas: bool = False,
     ) -> torch.Tensor:
         x = None
+        dtype = self.fc0.weight.dtype  # float32 normally (as the official code); float64 for .double() tests
         if self.z_dim > 0:
-            x = normalize_2nd_moment(z.to(torch.float32))
+            x = normalize_2nd_moment(z.to(dtype))
         if self.c_dim > 0:
             if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
                 got = None if c is None else tuple(c.shape)
                 raise ValueError(f"mapping expects labels c of shape [N, {self.c_dim}], got {got}")
-            y = normalize_2nd_moment(self.embed(c.to(torch.float32)))
+            y = normalize_2nd_moment(self.embed(c.to(dtype)))
             x = y if x is None else torch.cat([x, y], dim=1)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)

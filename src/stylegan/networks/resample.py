@@ -19,9 +19,13 @@ def setup_filter(taps: tuple[float, ...] = (1, 3, 3, 1)) -> torch.Tensor:
     return f / f.sum()
 
 
-def _depthwise(f: torch.Tensor, channels: int, like: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+def _depthwise(
+    f: torch.Tensor, channels: int, like: torch.Tensor, gain: float = 1.0, flip: bool = True
+) -> torch.Tensor:
+    """Depthwise weight for ``f``; flipped for ``conv2d`` (a true convolution), not for ``conv_transpose2d``
+    (which already convolves)."""
     f = (f * gain).to(dtype=like.dtype, device=like.device)
-    return f.flip([0, 1])[None, None].expand(channels, 1, *f.shape)
+    return (f.flip([0, 1]) if flip else f)[None, None].expand(channels, 1, *f.shape)
 
 
 def upfirdn2d(
@@ -54,7 +58,7 @@ def filter2d(x: torch.Tensor, f: torch.Tensor, pad: int, gain: float = 1.0) -> t
 def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """2x FIR up-sampling, [H, W] -> [2H, 2W]; equals ``upfirdn2d(x, f, up=2, pad=(2, 1, 2, 1), gain=4)``."""
     C = x.shape[1]
-    return F.conv_transpose2d(x, _depthwise(f, C, x, 4.0), stride=2, padding=1, groups=C)
+    return F.conv_transpose2d(x, _depthwise(f, C, x, 4.0, flip=False), stride=2, padding=1, groups=C)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
