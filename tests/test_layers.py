@@ -167,7 +167,8 @@ def test_conv2d_layer_init():
     layer = Conv2dLayer(64, 64, 3)
     assert float(layer.weight.detach().double().std()) == pytest.approx(1.0, rel=0.03)
     assert torch.equal(layer.bias.detach(), torch.zeros(64))
-    assert "resample_filter" not in layer.state_dict()  # non-persistent, as documented
+    # persistent, as in the official state_dict layout: the [1,3,3,1] filter
+    assert torch.equal(layer.state_dict()["resample_filter"], torch.outer(*[torch.tensor([1.0, 3, 3, 1])] * 2) / 64)
 
 
 # -------------------------------------------------------------------------------------- mapping lr

@@ -149,10 +149,6 @@ def test_conditional_generator_w_depends_on_label():
     assert float((ws[0] - ws[1]).abs().max()) > 1e-3
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="BUG mapping.py:56/61 cast z and c to float32 unconditionally; in a .double() "
-                   "mapping the lerp with the float64 w_avg (lines 66, 73, 76) raises 'expected dtype float "
-                   "for `end` but got dtype double' (update_emas=True) / '... double ... float' (psi != 1)")
 @torch.no_grad()
 def test_double_mapping_supports_ema_and_truncation():
     m = _mapping(seed=6).double()

@@ -182,10 +182,6 @@ def test_filter2d_is_symmetric_padded_true_convolution():
     assert_rel_close(filter2d(x, f, pad=2, gain=3.0), ref, rtol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG resample.py:57 upsample2d passes the *flipped* filter to "
-                   "conv_transpose2d (a cross-correlation with f), so it equals upfirdn2d(up=2, "
-                   "pad=(2,1,2,1), gain=4) only for point-symmetric filters (the default [1,3,3,1] is; "
-                   "latent in the networks)")
 def test_upsample2d_equals_definition_for_asymmetric_filter():
     x = _x(4, 5)
     f = _asym_filter()

@@ -43,7 +43,7 @@ def test_every_network_choice_composes(g_arch, d_arch, style):
 
 
 def test_paper_defaults_without_the_demo_experiment():
-    cfg = _compose(["experiment=null"])
+    cfg = _compose(["~experiment"])
     g = cfg.model.generator
     assert (g.z_dim, g.w_dim, g.channel_base, g.channel_max, g.mapping_kwargs.num_layers) == (512, 512, 32768, 512, 8)
     assert (cfg.loss.r1_gamma, cfg.loss.pl_weight, cfg.loss.style_mixing_prob) == (10.0, 2.0, 0.9)

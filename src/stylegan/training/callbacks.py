@@ -109,6 +109,7 @@ class KimgCheckpoint(L.Callback):
     def _save(self, trainer, pl_module) -> None:
         names = ["last.ckpt"] + ([f"snapshot-{pl_module.cur_nimg // 1000:06d}.ckpt"] if self.keep_snapshots else [])
         for name in names:
+            # save-side flag: False = full checkpoint (optimizers, loops, RNG), not only weights
             trainer.save_checkpoint(self.dirpath / name, weights_only=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
