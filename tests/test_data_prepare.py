@@ -125,6 +125,16 @@ def test_grayscale_output(tmp_path: Path) -> None:
         _load(tmp_path / "out", channels=3)
     with pytest.raises(DatasetError, match=r"is 8x8 but data\.resolution=16; set data\.resolution=8"):
         _load(tmp_path / "out", channels=1, resolution=16)
+    with pytest.raises(DatasetError, match=r"data\.use_labels=true but .* has no class labels"):
+        _load(tmp_path / "out", channels=1, use_labels=True)
+
+
+def test_damaged_prepared_dataset(tmp_path: Path) -> None:
+    image_folder(tmp_path / "src", n=4, size=8)
+    prepare_dataset(tmp_path / "src", tmp_path / "out", resolution=8, progress=False)
+    truncate(tmp_path / "out" / "images.npy", 0.6)
+    with pytest.raises(DatasetError, match=r"images\.npy is damaged or incomplete.*re-run stylegan-prepare"):
+        _load(tmp_path / "out")
 
 
 def _no_leftovers(parent: Path, keep: set[str]) -> bool:
