@@ -40,7 +40,7 @@ from stylegan.data.sources import (
 )
 from stylegan.data.validate import BadImage, apply_policy, check_policy, check_resolution, find_bad_labels
 
-SKIP_HINT = "--on-bad-image skip"
+SKIP_HINT = "pass --on-bad-image skip"
 
 
 @dataclass
@@ -193,9 +193,10 @@ def prepare_dataset(
         if stale and on_bad_image == "error":
             raise DatasetError(
                 f"{container.where('dataset.json')} lists {stale[0]!r}, which is not an image in SRC "
-                f"({len(stale)} such entries); fix the labels or pass {SKIP_HINT}"
+                f"({len(stale)} such entries); fix the labels or {SKIP_HINT}"
             )
-        apply_policy(missing, on_bad_image, container.where, len(names), SKIP_HINT)
+        if on_bad_image == "error":
+            apply_policy(missing, "error", container.where, len(names), SKIP_HINT)
         unlabeled = {b.name for b in missing}
     todo = [n for n in names if n not in unlabeled]
 
@@ -209,13 +210,12 @@ def prepare_dataset(
         bad: list[BadImage] = [BadImage(n, "has no label in dataset.json", "") for n in unlabeled]
         notes: Counter = Counter()
         pool = ProcessPoolExecutor(workers) if workers > 1 and len(todo) > 1 else None
-        try:
-            results = _results(container, todo, options, workers, pool)
-            if progress:
-                from tqdm import tqdm
+        from tqdm import tqdm
 
-                results = tqdm(results, total=len(todo), desc="Preparing", unit="img", file=sys.stderr)
-            for name, res in zip(todo, results, strict=True):
+        bar = tqdm(total=len(todo), desc="Preparing", unit="img", file=sys.stderr, disable=not progress)
+        try:
+            for name, res in zip(todo, _results(container, todo, options, workers, pool), strict=True):
+                bar.update(1)
                 if res.pixels is None:
                     item = BadImage(name, res.reason or "cannot be converted", res.fix)
                     if on_bad_image == "error":
@@ -226,6 +226,7 @@ def prepare_dataset(
                 kept.append(name)
                 notes.update(res.notes)
         finally:
+            bar.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
         if not kept:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ class FolderContainer(Container):
 
 
 class ZipContainer(Container):
-    """Images inside a zip archive; the handle is reopened in each process (safe with forked workers)."""
+    """Images inside a zip archive; the handle is reopened in each process (safe with forked workers)
+    and reads are serialized by a lock (safe with the validation threads)."""
 
     kind = "zip"
 
@@ -99,6 +101,7 @@ class ZipContainer(Container):
         super().__init__(path)
         self._zip: zipfile.ZipFile | None = None
         self._pid = -1
+        self._lock = threading.Lock()
         try:
             self._file()
         except (zipfile.BadZipFile, OSError) as e:
@@ -108,20 +111,23 @@ class ZipContainer(Container):
         if self._zip is None or self._pid != os.getpid():
             self._zip = zipfile.ZipFile(self.path)
             self._pid = os.getpid()
+            self._lock = threading.Lock()
         return self._zip
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_zip": None, "_pid": -1}
+        return {**self.__dict__, "_zip": None, "_pid": -1, "_lock": None}
 
     def list_images(self) -> list[str]:
         return sorted(n for n in self._file().namelist() if not n.endswith("/") and _is_image_name(n))
 
     def read(self, name: str) -> bytes:
-        return self._file().read(name)
+        zf = self._file()
+        with self._lock:
+            return zf.read(name)
 
     def read_text(self, name: str) -> str | None:
         try:
-            return self._file().read(name).decode("utf-8")
+            return self.read(name).decode("utf-8")
         except KeyError:
             return None
 

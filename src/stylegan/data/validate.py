@@ -108,8 +108,10 @@ def inspect_files(container: Container, names: Sequence[str], progress: bool = F
 
 def mode_problem(info: ImageInfo) -> str | None:
     """Why a decoded image cannot be read raw, or None for 8-bit L/RGB."""
-    if info.mode in SIXTEEN_BIT_MODES or info.sixteen_bit:
+    if info.mode in SIXTEEN_BIT_MODES:
         return f"is a 16-bit image (mode {info.mode})"
+    if info.sixteen_bit:
+        return f"is a 16-bit image ({info.mode}, 16 bits per channel)"
     if info.mode == "CMYK":
         return "is a CMYK image"
     if info.mode in ("P", "PA"):
@@ -171,7 +173,8 @@ def find_bad_raw(
         )
     for name, info in usable.items():
         if (reason := _size_problem(info.size, resolution)) is not None:
-            bad.append(BadImage(name, reason, f"convert the dataset with `{convert_hint}`"))
+            upscale = " --allow-upscale" if "too small" in reason else ""
+            bad.append(BadImage(name, reason, f"convert the dataset with `{convert_hint}{upscale}`"))
         elif info.mode != data_mode:
             kind = "grayscale" if info.mode == "L" else "RGB"
             bad.append(
@@ -202,7 +205,7 @@ def apply_policy(
     policy: str,
     where: Callable[[str], str],
     total: int,
-    skip_hint: str = "data.on_bad_image=skip",
+    skip_hint: str = "set data.on_bad_image=skip",
 ) -> set[str]:
     """Raise on the first bad file (policy ``error``) or warn and return the names to leave out (``skip``)."""
     if not bad:
@@ -211,7 +214,7 @@ def apply_policy(
         first = bad[0]
         more = f" ({len(bad) - 1} more bad file(s))" if len(bad) > 1 else ""
         raise DatasetError(
-            f"bad image {where(first.name)}: {first.reason}; {first.fix}, or set {skip_hint} to leave bad "
+            f"bad image {where(first.name)}: {first.reason}; {first.fix}, or {skip_hint} to leave bad "
             f"files out{more}"
         )
     if len(bad) >= total:
