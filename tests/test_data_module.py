@@ -165,3 +165,14 @@ def test_folder_labels(tmp_path: Path) -> None:
     dm = ImageDataModule(str(root), resolution=8, channels=3, use_labels=True)
     dm.setup()
     assert dm.c_dim == 5 and dm.store.labels.tolist() == [4, 0, 1]
+
+
+def test_real_image_subset_spans_a_sorted_dataset() -> None:
+    """MNIST-5k is sorted by label: a subset for grids and metric statistics must still hold every digit."""
+    dm = ImageDataModule("mnist", use_labels=True)
+    dm.setup()
+    labels = np.asarray(dm.store.labels)
+    order = np.sort(np.random.RandomState(0).permutation(dm.num_images)[:64])
+    assert len(set(labels[order].tolist())) == 10
+    x = dm.real_images(64)
+    np.testing.assert_allclose(x.numpy(), torch.cat([dm.real_images(5000)[i : i + 1] for i in order]).numpy())

@@ -28,7 +28,7 @@ def test_lazy_adam_matches_official_numbers():
 def test_non_lazy_config_regularizes_every_step():
     cfg = LossConfig(lazy=False)
     assert cfg.g_interval == cfg.d_interval == 1
-    with pytest.raises(ValueError, match="loss.d_reg_interval"):
+    with pytest.raises(ValueError, match=r"loss\.d_reg_interval"):
         LossConfig(d_reg_interval=0)
 
 

@@ -227,16 +227,21 @@ class ImageDataModule(L.LightningDataModule):
 
     # ---------------------------------------------------------------- metrics helpers
     def iter_real_images(self, n: int, batch_size: int = 256) -> Iterator[torch.Tensor]:
-        """The first ``min(n, num_images)`` images in dataset order (no flips), float [-1, 1], in batches."""
+        """``min(n, num_images)`` images (no flips), float [-1, 1], in batches: all of them in dataset order, or
+        for ``n < num_images`` a fixed random subset (seed 0, in dataset order), so that sorted datasets still
+        give every class."""
         self.setup()
         assert self.store is not None
-        count = min(int(n), len(self.store))
-        for start in range(0, count, batch_size):
-            stop = min(start + batch_size, count)
-            yield to_float(np.stack([self.store.load(i) for i in range(start, stop)]))
+        total = len(self.store)
+        if int(n) >= total:
+            order = np.arange(total)
+        else:
+            order = np.sort(np.random.RandomState(0).permutation(total)[: int(n)])
+        for start in range(0, len(order), batch_size):
+            yield to_float(np.stack([self.store.load(int(i)) for i in order[start : start + batch_size]]))
 
     def real_images(self, n: int) -> torch.Tensor:
-        """The first ``min(n, num_images)`` images in a fixed order, float32 ``[n, C, R, R]`` in [-1, 1]."""
+        """``min(n, num_images)`` images (see ``iter_real_images``), float32 ``[n, C, R, R]`` in [-1, 1]."""
         chunks = list(self.iter_real_images(n))
         if not chunks:
             return torch.empty(0, self.channels, self.resolution, self.resolution)
