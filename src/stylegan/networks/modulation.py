@@ -16,9 +16,11 @@ from .resample import conv_up2
 
 
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Eq. 3 denominator as a multiplier: ``rsqrt(sum_{in,kh,kw} (s_in * w_out,in,kh,kw)^2 + eps)`` -> [N, O]."""
-    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
-    return (w.square().sum(dim=[2, 3, 4]) + eps).rsqrt()
+    """Eq. 3 denominator as a multiplier: ``rsqrt(sum_{in,kh,kw} (s_in * w_out,in,kh,kw)^2 + eps)`` -> [N, O].
+
+    Evaluated as ``s^2 @ (sum_k w^2)^T``, without materializing the per-sample weights [N, O, I, k, k].
+    """
+    return (styles.square() @ weight.square().sum(dim=[2, 3]).T + eps).rsqrt()
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up: int, groups: int) -> torch.Tensor:
