@@ -91,3 +91,8 @@ def test_layer_argument_errors():
         Conv2dLayer(2, 2, 3, down=4)
     with pytest.raises(ValueError, match="resample_filter"):
         modulated_conv2d(torch.randn(1, 2, 4, 4), torch.randn(3, 2, 3, 3), torch.ones(1, 2), up=2)
+
+
+def test_channel_base_too_small_for_resolution():
+    with pytest.raises(ValueError, match=r"channel_base=128 gives 0 channels at resolution 256"):
+        Generator(img_resolution=256, channel_base=128, channel_max=16)

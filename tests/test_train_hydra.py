@@ -75,6 +75,19 @@ def test_entry_point_trains_and_writes_outputs(tmp_path):
     assert not list(tmp_path.rglob("*.tmp*")), "a temporary checkpoint file was left behind"
 
 
+def test_bad_data_is_one_clear_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB")}
+    missing = tmp_path / "no_such_folder"
+    out = subprocess.run([sys.executable, "-m", "stylegan.train", "experiment=smoke", "data=folder",
+                          f"data.source={missing}", "data.resolution=32", "data.channels=1",
+                          f"hydra.run.dir={tmp_path / 'run'}"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
+    assert str(missing) in line
+
+
 def test_exact_resume_after_sigkill(tmp_path):
     """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states."""
     straight = tmp_path / "straight"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from .data import DatasetError
+from .official import OfficialWeightsError
 from .training import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,11 @@ def train(cfg: DictConfig) -> L.LightningModule:
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
-    train(cfg)
+    try:
+        train(cfg)
+    except (DatasetError, OfficialWeightsError) as e:  # bad input: one line, no traceback
+        print(f"stylegan-train: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

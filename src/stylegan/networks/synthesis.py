@@ -32,7 +32,11 @@ def check_architecture(architecture: str, what: str) -> None:
 def channels_per_resolution(resolution: int, channel_base: int, channel_max: int) -> dict[int, int]:
     """``min(channel_base // res, channel_max)`` for res = 4 .. resolution (the official channel schedule)."""
     res = [2**i for i in range(2, resolution.bit_length())]
-    return {r: min(channel_base // r, channel_max) for r in res}
+    channels = {r: min(channel_base // r, channel_max) for r in res}
+    if min(channels.values()) < 1:
+        raise ValueError(f"channel_base={channel_base} gives 0 channels at resolution {resolution} "
+                         f"(channel_base // res); use channel_base >= {resolution}")
+    return channels
 
 
 class SynthesisBlock(nn.Module):
