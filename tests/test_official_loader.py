@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import OFFICIAL_FIXTURE
 from stylegan.networks import Discriminator, Generator
 from stylegan.official import (
     OfficialWeightsError,
@@ -15,13 +15,6 @@ from stylegan.official import (
     load_official,
     load_official_file,
 )
-
-FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return torch.load(FIXTURE, map_location="cpu", weights_only=True)
 
 
 def test_export_reproduces_official_blob(ref):
@@ -124,7 +117,7 @@ def test_round_trip_every_configuration(cfg):
 
 
 def test_load_official_file(tmp_path, ref):
-    G, D = load_official_file(FIXTURE)
+    G, D = load_official_file(OFFICIAL_FIXTURE)
     assert G.num_ws == 8 and D.img_resolution == 32
     with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
         load_official_file(tmp_path / "missing.pt")

@@ -7,8 +7,6 @@ penalties, lengths, losses 1e-4; gradients 1e-3 global relative L2 and 1e-2 per 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -21,13 +19,6 @@ from stylegan.losses import (
     r1_penalty,
 )
 from stylegan.official import load_official
-
-FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
-
-
-@pytest.fixture(scope="module")
-def ref():
-    return torch.load(FIXTURE, map_location="cpu", weights_only=True)
 
 
 @pytest.fixture()
