@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections import Counter
 from dataclasses import asdict
 
@@ -27,6 +28,8 @@ from .mixing import mix_styles
 from .state import capture_rng, restore_rng
 
 NAN_POLICIES = ("skip", "stop")
+# G_ema is an eval-mode submodule on purpose (it is never trained by backprop).
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 def _world_size() -> int:
@@ -54,9 +57,11 @@ class StyleGAN2Module(L.LightningModule):
         ema_rampup: float | None = 0.05,
         total_kimg: float = 25.0,
         nan_policy: str = "skip",
+        augment: torch.nn.Module | None = None,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
-        step whose loss or gradient is not finite (counted and logged); 'stop' raises."""
+        step whose loss or gradient is not finite (counted and logged); 'stop' raises. ``augment``: a
+        differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -65,6 +70,7 @@ class StyleGAN2Module(L.LightningModule):
         self.automatic_optimization = False
         self.G, self.D = generator, discriminator
         self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.augment = augment
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
         self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
         self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
@@ -106,6 +112,9 @@ class StyleGAN2Module(L.LightningModule):
         ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob)
         return self.G.synthesis(ws), ws
 
+    def _run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.D(img if self.augment is None else self.augment(img), c)
+
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
@@ -145,7 +154,7 @@ class StyleGAN2Module(L.LightningModule):
         self.D.requires_grad_(False)
         z, c = self._latents(N, real_c)
         img, _ = self._run_G(z, c)
-        g_loss = {"Gmain": generator_loss(self.D(img, c))}
+        g_loss = {"Gmain": generator_loss(self._run_D(img, c))}
         logs["loss/G"] = g_loss["Gmain"].detach()
         g_reg = cfg.pl_weight > 0 and self.iteration % cfg.g_interval == 0
         if not g_reg or cfg.g_interval > 1:
@@ -174,8 +183,8 @@ class StyleGAN2Module(L.LightningModule):
         both = d_reg and cfg.d_interval == 1
         real_in = real.detach().requires_grad_(both)
         with self._fp32() if both else torch.enable_grad():
-            real_logits = self.D(real_in, real_c)
-        fake_logits = self.D(fake, c)
+            real_logits = self._run_D(real_in, real_c)
+        fake_logits = self._run_D(fake, c)
         d_loss = {"Dmain": discriminator_loss(real_logits, fake_logits)}
         logs["loss/D"] = d_loss["Dmain"].detach()
         logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
@@ -184,7 +193,7 @@ class StyleGAN2Module(L.LightningModule):
             d_loss = {}
             real_in = real.detach().requires_grad_(True)
             with self._fp32():
-                real_logits = self.D(real_in, real_c)
+                real_logits = self._run_D(real_in, real_c)
         if d_reg:
             with self._fp32():
                 penalty = r1_penalty(real_in, real_logits)
