@@ -47,7 +47,7 @@ def test_cutout_blanks_one_square_per_sample():
 def test_identity_when_disabled_and_bad_values():
     x = torch.randn(2, 1, 8, 8)
     assert torch.equal(DiffAugment(translation=0, cutout=0)(x), x)
-    with pytest.raises(ValueError, match="augment.translation"):
+    with pytest.raises(ValueError, match=r"augment\.translation"):
         DiffAugment(translation=1.5)
 
 
