@@ -1,0 +1,79 @@
+"""Learning on real data, proved with numbers: the `make train` demo, shortened, judged by an MNIST classifier.
+
+NOT YET A TEST (pytest does not collect this file): the demo currently mode-collapses (issue 3), so the check
+fails. Rename to test_demo_learning.py once the demo settings learn diverse digits. Meanwhile it is the tuning
+tool: ``python tests/demo_learning_check.py KIMG [hydra overrides...]`` trains and prints the judge's numbers.
+
+The judge is trained here on 4000 of the 5000 demo digits and evaluated on the other 1000. The Frechet distance
+of its features (FD) between held-out real digits and G_ema samples must fall well below that of the untrained
+generator, and the samples must be confidently classified as many different digits (no mode collapse).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_judge import judge, train_judge
+from stylegan.data import ImageDataModule
+from stylegan.networks import Generator
+
+KIMG = 12
+
+
+def _g_ema(ckpt: dict) -> Generator:
+    G = Generator(**ckpt["stylegan"]["G_kwargs"])
+    G.load_state_dict({k[len("G_ema."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")})
+    return G.eval()
+
+
+@torch.no_grad()
+def _samples(G: Generator, n: int = 1000) -> torch.Tensor:
+    z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(123))
+    return torch.cat([G(zb, torch.zeros(len(zb), 0), noise_mode="const") for zb in z.split(200)]).clamp(-1, 1)
+
+
+def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
+    cmd = [sys.executable, "-m", "stylegan.train", f"hydra.run.dir={run_dir}", f"total_kimg={kimg}",
+           "callbacks.samples.every_kimg=1000", "callbacks.progress.refresh_rate=0", *overrides]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["stylegan"]["cur_nimg"] >= kimg * 1000
+
+    dm = ImageDataModule("mnist", use_labels=True)
+    dm.setup()
+    x, y = dm.real_images(5000), torch.as_tensor(dm.store.labels).long()
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(1))
+    train, held_out = perm[:4000], perm[4000:]
+    net = train_judge(x[train], y[train])
+    with torch.no_grad():
+        accuracy = (net(x[held_out]).argmax(1) == y[held_out]).float().mean().item()
+    assert accuracy > 0.9, f"the judge itself is too weak ({accuracy:.3f})"
+
+    trained = judge(net, x[held_out], _samples(_g_ema(ckpt)))
+    torch.manual_seed(0)
+    untrained = judge(net, x[held_out], _samples(Generator(**ckpt["stylegan"]["G_kwargs"]).eval()))
+    real = judge(net, x[held_out], x[train[:1000]])
+    return {"trained": trained, "untrained": untrained, "real": real}
+
+
+@pytest.mark.slow
+def test_demo_learns_diverse_digits(tmp_path):
+    r = measure(tmp_path)
+    assert r["trained"]["fd"] < 0.35 * r["untrained"]["fd"], r
+    assert r["trained"]["classes"] >= 8 and r["trained"]["confident"] > 0.3, r
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, numbers in measure(Path(tmp), float(sys.argv[1]), tuple(sys.argv[2:])).items():
+            print(name, {k: round(v, 3) for k, v in numbers.items()})
