@@ -120,7 +120,7 @@ def test_grayscale_output(tmp_path: Path) -> None:
     prepare_dataset(tmp_path / "src", tmp_path / "out", resolution=8, channels=1, progress=False)
     dm = _load(tmp_path / "out", channels=1)
     want = np.asarray(Image.open(tmp_path / "src" / "img0.png").convert("L"))
-    np.testing.assert_allclose(dm.real_images(1)[0].numpy(), expected(want), atol=1e-6)
+    np.testing.assert_allclose(dm.real_images(2)[0].numpy(), expected(want), atol=1e-6)  # all 2: dataset order
     with pytest.raises(DatasetError, match=r"has 1 channel\(s\) but data\.channels=3; set data\.channels=1"):
         _load(tmp_path / "out", channels=3)
     with pytest.raises(DatasetError, match=r"is 8x8 but data\.resolution=16; set data\.resolution=8"):
