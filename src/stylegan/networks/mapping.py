@@ -64,12 +64,14 @@ class MappingNetwork(nn.Module):
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_emas and self.w_avg_beta is not None:
-            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            # in w_avg's dtype: under bf16 autocast the FC outputs are bf16, the running mean stays float32
+            self.w_avg.copy_(x.detach().to(self.w_avg.dtype).mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             if self.w_avg_beta is None:
                 raise ValueError("truncation needs a tracked w_avg (w_avg_beta is None)")
+            x = x.to(self.w_avg.dtype)
             if self.num_ws is None or truncation_cutoff is None:
                 x = self.w_avg.lerp(x, truncation_psi)
             else:
