@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -120,3 +122,16 @@ class KimgCheckpoint(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._save(trainer, pl_module)
+
+
+class KimgProgressBar(TQDMProgressBar):
+    """Lightning's bar with a total: the iterations left until ``total_kimg``, so it shows an ETA."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        super().on_train_epoch_start(trainer, pl_module)
+        dm = trainer.datamodule
+        if self.train_progress_bar is None or dm is None or not hasattr(dm, "batch_size"):
+            return
+        images_left = max(pl_module.total_kimg * 1000 - pl_module.cur_nimg, 0)
+        self.train_progress_bar.reset(total=math.ceil(images_left / (dm.batch_size * trainer.world_size)))
+        self.train_progress_bar.set_description(f"Training to {pl_module.total_kimg:g} kimg")
