@@ -80,3 +80,21 @@ def test_style_mixing_follows_official_rng_order():
         cut = cutoff if mixed else G.num_ws
         assert torch.equal(out[:, :cut], ws[:, :cut]) and torch.equal(out[:, cut:], ws2[:, cut:])
     assert mix_styles(G, ws, z, c, prob=0.0) is ws
+
+
+def test_ranks_get_distinct_reproducible_streams():
+    from stylegan.training.state import per_rank_seed, reseed_for_rank
+
+    seeds = {per_rank_seed(12345, r, 8) for r in range(8)}
+    assert len(seeds) == 8 and per_rank_seed(12345, 3, 8) == per_rank_seed(12345, 3, 8)
+    draws = []
+    for rank in range(2):  # both ranks start from the same stream, as after seed_everything or a restore
+        torch.manual_seed(7)
+        reseed_for_rank(rank, 2)
+        draws.append(torch.randn(4))
+    assert not torch.equal(draws[0], draws[1])
+    torch.manual_seed(7)
+    reseed_for_rank(0, 1)  # single process: untouched
+    after_noop = torch.randn(4)
+    torch.manual_seed(7)
+    assert torch.equal(after_noop, torch.randn(4))

@@ -25,7 +25,7 @@ from .config import LossConfig, OptimConfig
 from .ema import ema_beta, update_ema
 from .lazy import lazy_adam
 from .mixing import mix_styles
-from .state import capture_rng, restore_rng
+from .state import capture_rng, reseed_for_rank, restore_rng
 
 NAN_POLICIES = ("skip", "stop")
 # G_ema is an eval-mode submodule on purpose (it is never trained by backprop).
@@ -251,5 +251,6 @@ class StyleGAN2Module(L.LightningModule):
 
     def on_train_start(self) -> None:
         if self._rng_to_restore is not None:
-            restore_rng(self._rng_to_restore)
+            restore_rng(self._rng_to_restore)  # rank 0's state: the checkpoint is written by rank 0
             self._rng_to_restore = None
+        reseed_for_rank(self.global_rank, _world_size())

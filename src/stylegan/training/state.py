@@ -32,3 +32,16 @@ def restore_rng(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def per_rank_seed(shared_draw: int, rank: int, world_size: int) -> int:
+    """A distinct, reproducible seed for each DDP rank from one value drawn identically on every rank (like the
+    official ``random_seed * num_gpus + rank``), so ranks do not generate the same latents and noise."""
+    return (shared_draw * world_size + rank) % (2**63 - 1)
+
+
+def reseed_for_rank(rank: int, world_size: int) -> None:
+    """Split the (identical) RNG stream of all ranks into one stream per rank; a no-op for a single process."""
+    if world_size > 1:
+        shared = int(torch.randint(0, 2**31 - 1, []))
+        torch.manual_seed(per_rank_seed(shared, rank, world_size))
