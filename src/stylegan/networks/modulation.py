@@ -47,16 +47,17 @@ def modulated_conv2d(
     styles = styles.to(x.dtype)
     if up == 2 and resample_filter is None:
         raise ValueError("modulated_conv2d with up=2 needs a resample_filter")
+    d = demodulation_coefficients(weight, styles) if demodulate else None  # [N, O]
     if not fused:
         x = _conv(x * styles[:, :, None, None], weight, resample_filter, up, groups=1)
-        if demodulate:
-            x = x * demodulation_coefficients(weight, styles)[:, :, None, None]
-        return x if noise is None else x + noise.to(x.dtype)
-    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
-    if demodulate:
-        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()[:, :, None, None, None]
-    x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N)
-    x = x.reshape(N, O, *x.shape[2:])
+        if d is not None:
+            x = x * d[:, :, None, None]
+    else:
+        w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
+        if d is not None:
+            w = w * d[:, :, None, None, None]
+        x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N)
+        x = x.reshape(N, O, *x.shape[2:])
     return x if noise is None else x + noise.to(x.dtype)
 
 
