@@ -98,12 +98,14 @@ def test_bad_data_is_one_clear_line(tmp_path):
     assert str(missing) in line
 
 
-def test_exact_resume_after_sigkill(tmp_path):
-    """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states."""
+@pytest.mark.parametrize("draws", ["per_rank", "global"])
+def test_exact_resume_after_sigkill(tmp_path, draws):
+    """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states (with the
+    torch RNG, or with the shared generator of ``model.draws=global``, restored from the checkpoint)."""
     straight = tmp_path / "straight"
-    _run(straight, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100")
+    _run(straight, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100", f"model.draws={draws}")
     killed = tmp_path / "killed"
-    proc = _run(killed, "total_kimg=100", "callbacks.checkpoint.every_kimg=0.128", wait=False)
+    proc = _run(killed, "total_kimg=100", "callbacks.checkpoint.every_kimg=0.128", f"model.draws={draws}", wait=False)
     ckpt = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
@@ -113,7 +115,7 @@ def test_exact_resume_after_sigkill(tmp_path):
     assert ckpt.exists(), "no checkpoint was written before the kill"
     half = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert half["stylegan"]["cur_nimg"] == 128
-    _run(killed, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100", f"ckpt_path={ckpt}")
+    _run(killed, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100", f"model.draws={draws}", f"ckpt_path={ckpt}")
     a, b = _weights(straight / "checkpoints" / "last.ckpt"), _weights(ckpt)
     assert a.keys() == b.keys()
     diff = {k: (a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point()}

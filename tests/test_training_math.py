@@ -98,3 +98,24 @@ def test_ranks_get_distinct_reproducible_streams():
     after_noop = torch.randn(4)
     torch.manual_seed(7)
     assert torch.equal(after_noop, torch.randn(4))
+
+
+def test_global_draws_are_the_global_batch_sliced_by_rank():
+    """draws=global: rank r of W gets rows r, r+W, ... of the 1-process draw; scalars are the same on all ranks."""
+    from stylegan.training.draws import Draws
+
+    torch.manual_seed(7)
+    one = Draws("global")
+    one.start(torch.device("cpu"), 0, 1)
+    full, k1, u1 = one.normal([6, 3], torch.float64), one.randint(1, 9), one.rand()
+    for r in range(3):
+        torch.manual_seed(7)
+        d = Draws("global")
+        d.start(torch.device("cpu"), r, 3)
+        assert torch.equal(d.normal([2, 3], torch.float64), full[r::3])
+        assert (d.randint(1, 9), d.rand()) == (k1, u1)
+    restored = Draws("global")
+    restored.start(torch.device("cpu"), 0, 1, state=one.state())
+    assert torch.equal(restored.normal([4]), one.normal([4]))
+    with pytest.raises(ValueError, match="draws must be one of"):
+        Draws("per_device")

@@ -12,9 +12,12 @@ import math
 import torch
 
 
-def path_length_noise(img: torch.Tensor) -> torch.Tensor:
-    """y ~ N(0, I) / sqrt(H * W): the random image-space direction of Eq. 4."""
-    return torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+def path_length_noise(img: torch.Tensor, normal: torch.Tensor | None = None) -> torch.Tensor:
+    """y ~ N(0, I) / sqrt(H * W): the random image-space direction of Eq. 4 (``normal``: the N(0, I) draw to
+    scale, default ``randn_like(img)``)."""
+    if normal is None:
+        normal = torch.randn_like(img)
+    return normal / math.sqrt(img.shape[2] * img.shape[3])
 
 
 def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -22,7 +25,8 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None
     if noise is None:
         noise = path_length_noise(img)
     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    return grads.float().square().sum(dim=2).mean(dim=1).sqrt()
+    grads = grads.to(torch.promote_types(grads.dtype, torch.float32))  # at least float32 (bf16 runs)
+    return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 
 def path_length_penalty(

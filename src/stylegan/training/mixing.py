@@ -6,19 +6,26 @@ from __future__ import annotations
 import torch
 
 from ..networks import Generator
+from .draws import Draws
 
 
-def mix_styles(G: Generator, ws: torch.Tensor, z: torch.Tensor, c: torch.Tensor, prob: float) -> torch.Tensor:
+def mix_styles(
+    G: Generator, ws: torch.Tensor, z: torch.Tensor, c: torch.Tensor, prob: float, draws: Draws | None = None
+) -> torch.Tensor:
     """Replace ``ws[:, cutoff:]`` by the ws of fresh latents with probability ``prob`` (one cutoff per batch).
 
-    RNG use follows the official ``run_G``: cutoff, coin, then the second z (always drawn).
+    RNG use follows the official ``run_G``: cutoff, coin, then the second z (always drawn). ``draws``: where the
+    random numbers come from (default: the torch RNG of ``ws``'s device).
     """
     if prob <= 0:
         return ws
-    cutoff = int(torch.empty([], dtype=torch.int64, device=ws.device).random_(1, ws.shape[1]))
-    if float(torch.rand([], device=ws.device)) >= prob:
+    if draws is None:
+        draws = Draws()
+        draws.device = ws.device
+    cutoff = draws.randint(1, ws.shape[1])
+    if draws.rand() >= prob:
         cutoff = ws.shape[1]
-    ws2 = G.mapping(torch.randn_like(z), c, update_emas=False)
+    ws2 = G.mapping(draws.normal(z.shape, z.dtype), c, update_emas=False)
     if cutoff == ws.shape[1]:
         return ws
     return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)

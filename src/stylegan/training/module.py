@@ -19,9 +19,18 @@ import lightning as L
 import torch
 import torch.distributed as dist
 
-from ..losses import discriminator_loss, generator_loss, path_length_penalty, path_lengths, r1_loss, r1_penalty
+from ..losses import (
+    discriminator_loss,
+    generator_loss,
+    path_length_noise,
+    path_length_penalty,
+    path_lengths,
+    r1_loss,
+    r1_penalty,
+)
 from ..networks import Discriminator, Generator
 from .config import LossConfig, OptimConfig
+from .draws import Draws
 from .ema import ema_beta, update_ema
 from .lazy import lazy_adam
 from .mixing import mix_styles
@@ -58,10 +67,14 @@ class StyleGAN2Module(L.LightningModule):
         total_kimg: float = 25.0,
         nan_policy: str = "skip",
         augment: torch.nn.Module | None = None,
+        draws: str = "per_rank",
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite (counted and logged); 'stop' raises. ``augment``: a
-        differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None."""
+        differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None. ``draws``:
+        'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length directions
+        drawn for the global batch and sliced per rank: the run does not depend on the device count; see
+        ``training/draws.py``)."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -71,6 +84,7 @@ class StyleGAN2Module(L.LightningModule):
         self.G, self.D = generator, discriminator
         self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
         self.augment = augment
+        self.draws = Draws(draws)
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
         self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
         self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
@@ -80,6 +94,7 @@ class StyleGAN2Module(L.LightningModule):
         self.iteration = 0
         self.nan_skips: Counter[str] = Counter()
         self._rng_to_restore = None
+        self._draws_to_restore = None
         self._tick = None
 
     # ----------------------------------------------------------------- setup
@@ -103,13 +118,13 @@ class StyleGAN2Module(L.LightningModule):
 
     # ----------------------------------------------------------------- phases
     def _latents(self, n: int, real_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = torch.randn([n, self.G.z_dim], device=self.device)
+        z = self.draws.normal([n, self.G.z_dim])
         c = real_c[torch.randperm(real_c.shape[0], device=real_c.device)[:n]] if self.G.c_dim else real_c[:n]
         return z, c
 
     def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
         ws = self.G.mapping(z, c, update_emas=update_emas)
-        ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob)
+        ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob, self.draws)
         return self.G.synthesis(ws), ws
 
     def _run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -165,7 +180,8 @@ class StyleGAN2Module(L.LightningModule):
             z, c = self._latents(n, real_c)
             with self._fp32():
                 img, ws = self._run_G(z, c)
-                lengths = path_lengths(img.float(), ws)
+                img = img.to(torch.promote_types(img.dtype, torch.float32))
+                lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
                 penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
                 g_loss["Greg"] = penalty.mean() * (cfg.pl_weight * cfg.g_interval)
             if self._step(opt_g, self.G, g_loss, "Greg"):
@@ -241,6 +257,7 @@ class StyleGAN2Module(L.LightningModule):
             "iteration": self.iteration,
             "nan_skips": dict(self.nan_skips),
             "rng": capture_rng(),
+            "draws": self.draws.state(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -248,9 +265,12 @@ class StyleGAN2Module(L.LightningModule):
         self.cur_nimg, self.iteration = int(state["cur_nimg"]), int(state["iteration"])
         self.nan_skips = Counter(state.get("nan_skips", {}))
         self._rng_to_restore = state.get("rng")
+        self._draws_to_restore = state.get("draws")
 
     def on_train_start(self) -> None:
         if self._rng_to_restore is not None:
             restore_rng(self._rng_to_restore)  # rank 0's state: the checkpoint is written by rank 0
             self._rng_to_restore = None
+        self.draws.start(self.device, self.global_rank, _world_size(), self._draws_to_restore)
+        self._draws_to_restore = None
         reseed_for_rank(self.global_rank, _world_size())
