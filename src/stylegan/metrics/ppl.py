@@ -70,6 +70,8 @@ def path_distances(G: nn.Module, distance: nn.Module, num: int, batch_size: int,
         raise ValueError(f"space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
     G = copy.deepcopy(G).eval()
     noise = _noise_buffers(G)
+    param = next(G.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float64
     for b, n in batches_of_rank(num, batch_size, rank, world):
         g = torch.Generator().manual_seed(batch_seed(seed, b))
         t = torch.zeros(n, 1) if sampling == "end" else torch.rand(n, 1, generator=g)
@@ -80,10 +82,11 @@ def path_distances(G: nn.Module, distance: nn.Module, num: int, batch_size: int,
         t, z0, z1, c = t.to(device), z0.to(device), z1.to(device), c.to(device)
         if space == "w":
             w0, w1 = G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)
-            tt = t.unsqueeze(2)
+            tt = t.to(w0.dtype).unsqueeze(2)
             ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)])
         else:
-            zs = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)])
+            z0, z1, t = z0.double(), z1.double(), t.double()  # the difference of the two points is ~epsilon
+            zs = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]).to(dtype)
             ws = G.mapping(zs, torch.cat([c, c]))
         img = prepare_images(G.synthesis(ws, noise_mode="const"), crop)
         d = distance(*img.chunk(2))
