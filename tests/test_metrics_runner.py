@@ -82,6 +82,7 @@ def test_real_statistics_are_cached_on_disk_and_computed_once(tmp_path, caplog):
     again, extracted, calls = run(["fid32_full"])
     assert again == first and extracted == 0 and calls == 2  # only the fakes
     other, extracted, _ = run(["fid32"])  # 32 reals: another key
+    assert other["fd32@pixproj"] != first["fd32_full@pixproj"]
     assert extracted == 1 and len(list(tmp_path.glob("real-pixproj-stats-*.pt"))) == 2
     run(["kid32_full"])  # features, not stats: another key
     assert len(list(tmp_path.glob("real-pixproj-features-64-*.pt"))) == 1
