@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metrics=[fid50k_full] data=mnist`` (Hydra; or
+"""Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metric_names=[fid50k_full] data=mnist`` (Hydra; or
 ``stylegan-evaluate``). Writes JSON with the values, the networks that produced them, counts, checkpoint and kimg.
 
 ``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated) or an official-format weights file (a dict with
@@ -74,7 +74,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the metrics of ``cfg`` on ``cfg.ckpt``; returns (and writes) the JSON record."""
-    metrics = list(cfg.metrics) if not isinstance(cfg.metrics, str) else [cfg.metrics]
+    names = cfg.metric_names
+    metrics = [names] if isinstance(names, str) else list(names)
     specs = parse_metrics(metrics)
     networks = build_networks(specs, feature_extractor=_maybe_instantiate(cfg.feature_extractor),
                               feature_extractor_weights_path=cfg.feature_extractor_weights_path,
@@ -104,6 +105,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "kimg": kimg,
         "data": {"source": str(cfg.data.get("source")), "num_images": dm.num_images, "fingerprint": dm.fingerprint()},
         "seed": int(cfg.seed),
+        "batch_size": int(cfg.batch_size),
     }
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.ckpt).with_name(f"{Path(cfg.ckpt).stem}-metrics.json")
     write_json(out, record)

@@ -98,7 +98,7 @@ class MetricsCallback(L.Callback):
         self._last_nimg = pl_module.cur_nimg
         self.history.append({"kimg": kimg, **values})
         if trainer.is_global_zero:
-            log.info("kimg %.1f: %s", kimg, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+            log.info("kimg %g: %s", kimg, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
             for logger in trainer.loggers:
                 logger.log_metrics({"kimg": kimg, **{f"metrics/{k}": v for k, v in values.items()}},
                                    step=trainer.global_step)
