@@ -77,3 +77,15 @@ def test_extraction_matches_one_call_and_reports_images_per_second(capsys):
     assert torch.allclose(feats, net(to_uint8(images)), atol=1e-6) and feats.shape == (10, 16)
     err = capsys.readouterr()
     assert "img/s" in err.out + err.err and "10 images" in err.out + err.err
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"metrics": []}, "is empty"),
+    ({"metrics": ["fid2k"], "every_kimg": 0}, "every_kimg=0 must be > 0"),
+    ({"metrics": ["fid2k"], "batch_size": 0}, "batch_size=0 must be"),
+])
+def test_callback_rejects_bad_settings_in_one_line(kwargs, message):
+    from stylegan.metrics import MetricsCallback
+
+    with pytest.raises(MetricSetupError, match=message):
+        MetricsCallback(**kwargs)

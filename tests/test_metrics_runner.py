@@ -93,6 +93,18 @@ def test_real_statistics_are_cached_on_disk_and_computed_once(tmp_path, caplog):
     assert torch.load(cached, weights_only=True)["meta"]["count"] == 64
 
 
+def test_evaluating_leaves_the_global_rng_and_the_generator_untouched():
+    """Training resumes exactly with metrics on: no draw from the global RNG, G_ema's buffers unchanged (PPL
+    redraws the constant noise of a copy)."""
+    dm, G = _data(64), _G()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    rng = torch.get_rng_state()
+    MetricRunner(["fid20", "ppl2_wend_8"], Networks(features=PixelFeatures(), distance=PixelDistance()),
+                 batch_size=8, progress=False).run(G, dm, "cpu")
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+
+
 def test_conditional_generator_draws_labels_from_the_dataset():
     dm = _data(5000, use_labels=True)
     G = _G(c_dim=dm.c_dim)

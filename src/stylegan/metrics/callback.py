@@ -31,7 +31,15 @@ class MetricsCallback(L.Callback):
                  pr_extractor_weights_path: str | None = None, ppl_distance: Any = "lpips",
                  cache_dir: str | None = None, batch_size: int = 64, seed: int = 0, best_metric: str | None = "auto",
                  dirpath: str | None = None, at_start: bool = False, progress: bool = True) -> None:
-        self.metrics = list(metrics)
+        from .extractors import MetricSetupError
+
+        self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        if not self.metrics:
+            raise MetricSetupError("callbacks.metrics.metrics is empty: list metric names, or use metrics=none")
+        if not float(every_kimg) > 0:
+            raise MetricSetupError(f"callbacks.metrics.every_kimg={every_kimg!r} must be > 0")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise MetricSetupError(f"callbacks.metrics.batch_size={batch_size!r} must be a positive integer")
         self.every_kimg, self.at_start = float(every_kimg), bool(at_start)
         self._net_cfg = dict(feature_extractor=feature_extractor,
                              feature_extractor_weights_path=feature_extractor_weights_path, pr_extractor=pr_extractor,
