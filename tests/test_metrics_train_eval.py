@@ -108,3 +108,25 @@ def test_training_with_missing_extractor_weights_stops_before_the_first_step(tmp
     (line,) = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
     assert str(missing) in line and "metrics.feature_extractor_weights_path" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_ddp_training_metrics_equal_a_single_process_evaluation(tmp_path):
+    """trainer=ddp_sim (2 gloo processes, each generating half the batches) logs the value that one process
+    computes afterwards from best.ckpt with its own real statistics: bitwise equal."""
+    run = tmp_path / "ddp"
+    _run("stylegan.train", "experiment=smoke", "trainer=ddp_sim", f"hydra.run.dir={run}", "total_kimg=0.128",
+         *DATA, "metrics=fid", "callbacks.metrics.metrics=[fid64_full,kid64_full]",
+         "callbacks.metrics.every_kimg=0.064", f"callbacks.metrics.feature_extractor={PIX}",
+         f"callbacks.metrics.cache_dir={run / 'cache'}", "callbacks.metrics.batch_size=32")
+    logged = _logged(run)
+    assert len(logged) == 2
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    kimg = best["stylegan"]["cur_nimg"] / 1000
+    (row,) = [r for r in logged if float(r["kimg"]) == kimg]
+    _run("stylegan.evaluate", f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"output={tmp_path / 'e.json'}", *DATA,
+         "metric_names=[fid64_full,kid64_full]", f"feature_extractor={PIX}", "batch_size=32",
+         f"cache_dir={tmp_path / 'fresh_cache'}", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}")
+    results = json.loads((tmp_path / "e.json").read_text())["results"]
+    assert results["fd64_full@pixproj"] == float(row["metrics/fd64_full@pixproj"])
+    assert results["kd64_full@pixproj"] == float(row["metrics/kd64_full@pixproj"])
