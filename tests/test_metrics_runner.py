@@ -84,8 +84,10 @@ def test_real_statistics_are_cached_on_disk_and_computed_once(tmp_path, caplog):
     other, extracted, _ = run(["fid32"])  # 32 reals: another key
     assert other["fd32@pixproj"] != first["fd32_full@pixproj"]
     assert extracted == 1 and len(list(tmp_path.glob("real-pixproj-stats-*.pt"))) == 2
-    run(["kid32_full"])  # features, not stats: another key
-    assert len(list(tmp_path.glob("real-pixproj-features-64-*.pt"))) == 1
+    _, extracted, _ = run(["kid32_full"])  # features, not stats: another key
+    assert extracted == 1 and len(list(tmp_path.glob("real-pixproj-features-64-*.pt"))) == 1
+    both, extracted, _ = run(["fid32_full", "kid32_full"])  # FD's statistics from the cached features
+    assert extracted == 0 and both["fd32_full@pixproj"] == pytest.approx(first["fd32_full@pixproj"], rel=1e-9)
     cached.write_bytes(b"not a torch file")
     with caplog.at_level(logging.WARNING):
         recomputed, extracted, _ = run(["fid32_full"])
@@ -161,4 +163,5 @@ def test_two_gloo_processes_give_exactly_the_single_process_result(tmp_path):
         assert torch.equal(got["features"], single_feats), "gathered features differ from one process's"
         assert got["values"] == single_values  # bitwise: same floats
     written = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache2").glob("*.pt"))  # by rank 0
-    assert written == ["real-pixproj-features-50", "real-pixproj-features-64", "real-pixproj-stats-64"]
+    # FD takes its statistics from the features PR needs (same network and count): no separate stats file
+    assert written == ["real-pixproj-features-50", "real-pixproj-features-64"]

@@ -64,7 +64,8 @@ def test_training_logs_metrics_under_honest_names_and_keeps_the_best_checkpoint(
     (state,) = [v for k, v in best["callbacks"].items() if k.startswith("MetricsCallback")]
     assert state["best"] == min(fd) and state["best_metric"] == "fd64_full@pixproj"
     assert best["stylegan"]["cur_nimg"] / 1000 == float(rows[fd.index(min(fd))]["kimg"]) == state["best_kimg"]
-    assert len(list((trained / "cache").glob("real-pixproj-*.pt"))) == 2  # stats (FD) and features (KD)
+    assert len(list((trained / "cache").glob("real-pixproj-features-256-*.pt"))) == 1  # shared by FD and KD
+    assert not list((trained / "cache").glob("real-pixproj-stats-*.pt"))
 
 
 @pytest.mark.slow

@@ -89,9 +89,13 @@ class MetricRunner:
                 "ppl": self.networks.distance}[spec.kind]
 
     # ------------------------------------------------------------------ real data
+    @staticmethod
+    def _count(dm, num: int | None) -> int:
+        return dm.num_images if num is None else min(int(num), dm.num_images)
+
     def real(self, dm, net: nn.Module, num: int | None, kind: str, device: torch.device) -> dict[str, torch.Tensor]:
         """Real features (``kind='features'``) or statistics (``'stats'``) of ``min(num, all)`` images."""
-        count = dm.num_images if num is None else min(int(num), dm.num_images)
+        count = self._count(dm, num)
         meta = {"fingerprint": dm.fingerprint(), "resolution": int(dm.resolution), "extractor": net.name,
                 "count": int(count), "kind": kind}
         memo = tuple(sorted(meta.items()))
@@ -162,6 +166,9 @@ class MetricRunner:
         G.eval()
         gen: dict[tuple, torch.Tensor] = {}
         results: dict[str, float] = {}
+        # FID takes its real statistics from the real features when KID/PR need those anyway (one extraction)
+        need_features = {(self._net(s).name, self._count(dm, s.num_real))
+                         for s in self.specs if s.kind in ("kid", "pr")}
         try:
             for s in self.specs:
                 net = self._net(s)
@@ -173,8 +180,12 @@ class MetricRunner:
                     gen[(net.name, s.num_gen)] = self._generated(G, dm, net, s.num_gen, device)
                 fake = gen[(net.name, s.num_gen)]
                 if s.kind == "fid":
-                    real = self.real(dm, net, s.num_real, "stats", device)
-                    results[keys[0]] = frechet_distance(real["mu"], real["cov"], *_stats(fake))
+                    if (net.name, self._count(dm, s.num_real)) in need_features:
+                        mu, cov = _stats(self.real(dm, net, s.num_real, "features", device)["features"])
+                    else:
+                        real = self.real(dm, net, s.num_real, "stats", device)
+                        mu, cov = real["mu"], real["cov"]
+                    results[keys[0]] = frechet_distance(mu, cov, *_stats(fake))
                 elif s.kind == "kid":
                     real = self.real(dm, net, s.num_real, "features", device)["features"]
                     results[keys[0]] = kernel_inception_distance(real, fake, seed=self.seed)
