@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .cache import cache_path, load_cached, save_cached
 from .extractors import MetricSetupError, extract_features, resolve_distance, resolve_extractor, standard, to_uint8
@@ -130,8 +131,6 @@ class MetricRunner:
         def compute(batch: torch.Tensor) -> torch.Tensor:
             n[0] += len(batch)
             return extract_features(net, [batch], desc=desc, progress=False, device=device)
-
-        from tqdm.auto import tqdm
 
         with tqdm(total=num, desc=desc, unit="img", disable=not self.progress or rank != 0, leave=False) as bar:
             def counted(r: int, w: int):
