@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .data import DatasetError
+from .metrics.extractors import MetricSetupError
 from .official import OfficialWeightsError
 from .training import AtomicCheckpointIO
 
@@ -39,7 +40,7 @@ def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:
         train(cfg)
-    except (DatasetError, OfficialWeightsError) as e:  # bad input: one line, no traceback
+    except (DatasetError, OfficialWeightsError, MetricSetupError) as e:  # bad input: one line, no traceback
         print(f"stylegan-train: error: {e}", file=sys.stderr)
         sys.exit(2)
 

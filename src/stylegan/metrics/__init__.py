@@ -1,5 +1,28 @@
-"""Evaluation metrics (FID and friends). Issue 5 is in progress: only the Frechet distance core is here yet."""
+"""Evaluation metrics: FID, KID, precision/recall, PPL of G_ema (official definitions, pluggable networks)."""
 
+from .callback import MetricsCallback
+from .extractors import FeatureExtractor, MetricSetupError, PerceptualDistance, build_extractor, build_lpips
 from .frechet import FeatureStats, frechet_distance
+from .kid import kernel_inception_distance
+from .names import MetricSpec, parse_metric, parse_metrics
+from .precision_recall import precision_recall
+from .runner import MetricRunner, Networks, build_networks
 
-__all__ = ["FeatureStats", "frechet_distance"]
+__all__ = [
+    "FeatureExtractor",
+    "FeatureStats",
+    "MetricRunner",
+    "MetricSetupError",
+    "MetricSpec",
+    "MetricsCallback",
+    "Networks",
+    "PerceptualDistance",
+    "build_extractor",
+    "build_lpips",
+    "build_networks",
+    "frechet_distance",
+    "kernel_inception_distance",
+    "parse_metric",
+    "parse_metrics",
+    "precision_recall",
+]

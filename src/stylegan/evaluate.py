@@ -1,0 +1,132 @@
+"""Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metric_names=[fid50k_full] data=mnist`` (Hydra; or
+``stylegan-evaluate``). Writes JSON with the values, the networks that produced them, counts, checkpoint and kimg.
+
+``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated) or an official-format weights file (a dict with
+``G`` and ``G_kwargs``, see :mod:`stylegan.official`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from .data import DatasetError
+from .metrics.extractors import MetricSetupError, standard
+from .metrics.names import parse_metrics
+from .metrics.runner import MetricRunner, build_networks
+from .networks import Generator
+from .official import OfficialWeightsError, load_official
+
+log = logging.getLogger(__name__)
+
+
+class EvaluateError(ValueError):
+    """Bad evaluate input (checkpoint, output path); reported as one line."""
+
+
+def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
+    """(G, kimg) from our Lightning checkpoint (G_ema) or an official-format file (G; kimg unknown)."""
+    if not Path(path).is_file():
+        raise EvaluateError(f"ckpt={path} does not exist")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise EvaluateError(f"ckpt={path} is not a loadable torch file ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(blob, dict):
+        raise EvaluateError(f"ckpt={path} holds a {type(blob).__name__}, not a checkpoint dict")
+    if "state_dict" in blob and "stylegan" in blob:
+        state = {k[len("G_ema."):]: v for k, v in blob["state_dict"].items() if k.startswith("G_ema.")}
+        G = Generator(**blob["stylegan"]["G_kwargs"])
+        missing, unexpected = G.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise EvaluateError(f"ckpt={path}: G_ema weights do not match G_kwargs (missing {missing[:3]}, "
+                                f"unexpected {unexpected[:3]})")
+        return G.eval().requires_grad_(False), blob["stylegan"].get("cur_nimg", 0) / 1000
+    if "G" in blob:
+        G, _ = load_official(blob)
+        if G is None:
+            raise EvaluateError(f"ckpt={path}: its 'G' entry is empty")
+        return G.eval().requires_grad_(False), None
+    raise EvaluateError(f"ckpt={path} is neither a stylegan-train checkpoint (state_dict + stylegan) nor an "
+                        "official-format weights file (G + G_kwargs)")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: a temp file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Run the metrics of ``cfg`` on ``cfg.ckpt``; returns (and writes) the JSON record."""
+    names = cfg.metric_names
+    metrics = [names] if isinstance(names, str) else list(names)
+    specs = parse_metrics(metrics)
+    networks = build_networks(specs, feature_extractor=_maybe_instantiate(cfg.feature_extractor),
+                              feature_extractor_weights_path=cfg.feature_extractor_weights_path,
+                              pr_extractor=_maybe_instantiate(cfg.pr_extractor),
+                              pr_extractor_weights_path=cfg.pr_extractor_weights_path,
+                              ppl_distance=_maybe_instantiate(cfg.ppl_distance))
+    G, kimg = load_generator(cfg.ckpt)
+    dm = instantiate(cfg.data)
+    dm.setup()
+    if (dm.resolution, dm.channels, dm.c_dim) != (G.img_resolution, G.img_channels, G.c_dim):
+        raise EvaluateError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} with c_dim={dm.c_dim} but the "
+                            f"generator makes {G.img_channels}x{G.img_resolution}x{G.img_resolution} with "
+                            f"c_dim={G.c_dim}: fix data.resolution / data.channels / data.use_labels")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
+    runner = MetricRunner(metrics, networks, cfg.cache_dir, cfg.batch_size, cfg.seed, cfg.progress)
+    values = runner.run(G.to(device), dm, device)
+    nets = {"features": networks.features, "pr": networks.pr, "ppl_distance": networks.distance}
+    record = {
+        "results": values,
+        "metrics": [
+            {"name": s.name, "num_gen": s.num_gen,
+             "num_real": None if s.kind == "ppl" else min(s.num_real or dm.num_images, dm.num_images)}
+            for s in specs
+        ],
+        "networks": {k: {"name": n.name, "standard": standard(n)} for k, n in nets.items() if n is not None},
+        "ckpt": str(Path(cfg.ckpt).resolve()),
+        "kimg": kimg,
+        "data": {"source": str(cfg.data.get("source")), "num_images": dm.num_images, "fingerprint": dm.fingerprint()},
+        "seed": int(cfg.seed),
+        "batch_size": int(cfg.batch_size),
+    }
+    out = Path(cfg.output) if cfg.get("output") else Path(cfg.ckpt).with_name(f"{Path(cfg.ckpt).stem}-metrics.json")
+    write_json(out, record)
+    log.info("wrote %s: %s", out, values)
+    return record
+
+
+def _maybe_instantiate(value: Any) -> Any:
+    return instantiate(value) if isinstance(value, DictConfig) and "_target_" in value else value
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    try:
+        record = evaluate(cfg)
+    except (DatasetError, OfficialWeightsError, MetricSetupError, EvaluateError) as e:
+        print(f"stylegan-evaluate: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(record["results"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Perceptual path length (StyleGAN, Karras et al. 2019, Sec. 3; StyleGAN2 Sec. 3.2), as in the official
+``metrics/perceptual_path_length.py``.
+
+For latent pairs (z0, z1) and t (0 for sampling 'end', uniform [0, 1) for 'full'), the images at t and
+t + epsilon along the path (lerp in W, slerp in Z) are compared with a perceptual distance:
+``d = distance(img(t), img(t + eps)) / eps^2``. Each batch uses one random draw of the constant noise inputs,
+shared by the two images of a pair. Images are optionally cropped to the central face region (StyleGAN1's
+``ppl_*``), area-downsampled to 256 when larger, and scaled to [0, 255]. The result is the mean of the
+distances within the [1st, 99th] percentiles (numpy ``method='lower'`` / ``'higher'``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .generate import LabelSampler, batch_seed, batches_of_rank
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of the directions of ``a`` and ``b`` (unit-norm result); ``t`` ``[N, 1]``."""
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b / b.norm(dim=-1, keepdim=True)
+    cos = (a * b).sum(dim=-1, keepdim=True).clamp(-1, 1)
+    angle = t * torch.acos(cos)
+    ortho = b - cos * a
+    ortho = ortho / ortho.norm(dim=-1, keepdim=True)
+    out = a * torch.cos(angle) + ortho * torch.sin(angle)
+    return out / out.norm(dim=-1, keepdim=True)
+
+
+def prepare_images(img: torch.Tensor, crop: bool) -> torch.Tensor:
+    """Crop (StyleGAN1 face region), area-downsample to 256 if larger, gray -> RGB, scale [-1, 1] -> [0, 255]."""
+    if crop:
+        c = img.shape[2] // 8
+        img = img[:, :, c * 3 : c * 7, c * 2 : c * 6]
+    factor = img.shape[2] // 256
+    if factor > 1:
+        n, ch, h, w = img.shape
+        img = img.reshape(n, ch, h // factor, factor, w // factor, factor).mean([3, 5])
+    if img.shape[1] == 1:
+        img = img.repeat(1, 3, 1, 1)
+    return (img + 1) * (255 / 2)
+
+
+def trimmed_mean(dist: torch.Tensor) -> float:
+    """Mean of the values within [1st percentile (lower), 99th percentile (higher)]."""
+    d = dist.to(torch.float64).flatten()
+    s = d.sort().values
+    n = len(s)
+    lo = s[int((n - 1) * 1 // 100)]
+    hi = s[-((-(n - 1) * 99) // 100)]
+    return float(d[(d >= lo) & (d <= hi)].mean())
+
+
+def _noise_buffers(G: nn.Module) -> list[torch.Tensor]:
+    return [b for name, b in G.named_buffers() if name.endswith("noise_const")]
+
+
+@torch.no_grad()
+def path_distances(G: nn.Module, distance: nn.Module, num: int, batch_size: int, seed: int, labels: LabelSampler,
+                   device: torch.device, space: str = "w", sampling: str = "end", epsilon: float = 1e-4,
+                   crop: bool = False, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
+    """This rank's batches of scaled distances ``[n]`` (see the module docstring). ``G`` is copied (its
+    constant noise is redrawn per batch)."""
+    if space not in ("w", "z") or sampling not in ("end", "full"):
+        raise ValueError(f"space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
+    G = copy.deepcopy(G).eval()
+    noise = _noise_buffers(G)
+    param = next(G.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float64
+    for b, n in batches_of_rank(num, batch_size, rank, world):
+        g = torch.Generator().manual_seed(batch_seed(seed, b))
+        t = torch.zeros(n, 1) if sampling == "end" else torch.rand(n, 1, generator=g)
+        z0, z1 = torch.randn(n, G.z_dim, generator=g), torch.randn(n, G.z_dim, generator=g)
+        c = labels.sample(n, g)
+        for buf in noise:
+            buf.copy_(torch.randn(buf.shape, generator=g))
+        t, z0, z1, c = t.to(device), z0.to(device), z1.to(device), c.to(device)
+        if space == "w":
+            w0, w1 = G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)
+            tt = t.to(w0.dtype).unsqueeze(2)
+            ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)])
+        else:
+            z0, z1, t = z0.double(), z1.double(), t.double()  # the difference of the two points is ~epsilon
+            zs = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]).to(dtype)
+            ws = G.mapping(zs, torch.cat([c, c]))
+        img = prepare_images(G.synthesis(ws, noise_mode="const"), crop)
+        d = distance(*img.chunk(2))
+        yield d.reshape(n).to(torch.float64) / epsilon**2
