@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train test test-fast lint bench clean
+.PHONY: install train evaluate test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 
 train: $(STAMP)
 	$(PY) -m stylegan.train $(ARGS)
+
+# e.g. make evaluate ARGS="ckpt=outputs/<run>/checkpoints/best.ckpt metric_names=[fid50k_full]"
+evaluate: $(STAMP)
+	$(PY) -m stylegan.evaluate $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
