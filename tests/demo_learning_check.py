@@ -36,7 +36,8 @@ def _g_ema(ckpt: dict) -> Generator:
 def _samples(G: Generator, n: int = 1000) -> torch.Tensor:
     z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(123))
     c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)  # classes in turn
-    return torch.cat([G(zb, cb, noise_mode="const") for zb, cb in zip(z.split(200), c.split(200))]).clamp(-1, 1)
+    batches = zip(z.split(200), c.split(200), strict=True)
+    return torch.cat([G(zb, cb, noise_mode="const") for zb, cb in batches]).clamp(-1, 1)
 
 
 def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:

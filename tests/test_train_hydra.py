@@ -120,3 +120,17 @@ def test_exact_resume_after_sigkill(tmp_path, draws):
     assert a.keys() == b.keys()
     diff = {k: (a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point()}
     assert max(diff.values()) == 0.0, {k: v for k, v in diff.items() if v}
+
+
+@pytest.mark.parametrize("script,args,expected", [
+    ("stylegan-train", ["experiment=smoke", "data.source=/no/such/data"], "stylegan-train: error: data.source="),
+    ("stylegan-evaluate", ["ckpt=/no/such.ckpt"], "stylegan-evaluate: error: ckpt=/no/such.ckpt does not exist"),
+])
+def test_console_scripts_find_the_configs_from_any_directory(tmp_path, script, args, expected):
+    """The installed entry points (not only ``python -m``) compose conf/ when started outside the repository."""
+    exe = Path(sys.executable).parent / script
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
+    out = subprocess.run([str(exe), *args, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert expected in out.stderr and "Traceback" not in out.stderr

@@ -25,6 +25,7 @@ from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
 from .official import OfficialWeightsError, load_official
+from .utils.config_dir import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     names = cfg.metric_names
     metrics = [names] if isinstance(names, str) else list(names)
     specs = parse_metrics(metrics)
+    G, kimg = load_generator(cfg.ckpt)  # the cheap checks first: names, checkpoint, then the metric networks
     networks = build_networks(specs, feature_extractor=_maybe_instantiate(cfg.feature_extractor),
                               feature_extractor_weights_path=cfg.feature_extractor_weights_path,
                               pr_extractor=_maybe_instantiate(cfg.pr_extractor),
                               pr_extractor_weights_path=cfg.pr_extractor_weights_path,
                               ppl_distance=_maybe_instantiate(cfg.ppl_distance))
-    G, kimg = load_generator(cfg.ckpt)
     dm = instantiate(cfg.data)
     dm.setup()
     if (dm.resolution, dm.channels, dm.c_dim) != (G.img_resolution, G.img_channels, G.c_dim):
@@ -117,7 +118,7 @@ def _maybe_instantiate(value: Any) -> Any:
     return instantiate(value) if isinstance(value, DictConfig) and "_target_" in value else value
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:

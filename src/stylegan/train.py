@@ -14,6 +14,7 @@ from .data import DatasetError
 from .metrics.extractors import MetricSetupError
 from .official import OfficialWeightsError
 from .training import AtomicCheckpointIO
+from .utils.config_dir import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def train(cfg: DictConfig) -> L.LightningModule:
     return model
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:
