@@ -25,6 +25,7 @@ from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
 from .official import OfficialWeightsError, load_official
+from .utils.atomic import atomic_open
 from .utils.config_dir import config_dir
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,8 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic: a temp file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ..utils.atomic import atomic_open
+
 log = logging.getLogger(__name__)
 
 
@@ -42,14 +44,5 @@ def load_cached(path: Path, meta: dict[str, Any], keys: tuple[str, ...]) -> dict
 
 
 def save_cached(path: Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"meta": meta, **tensors}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_open(path) as f:
+        torch.save({"meta": meta, **tensors}, f)

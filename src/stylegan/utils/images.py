@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .atomic import atomic_open
+
 
 def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
     """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 (rounded, clipped)."""
@@ -34,11 +36,9 @@ def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, f
 def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an [H, W, C] uint8 array as PNG atomically (temp file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     mode = "L" if array.shape[2] == 1 else "RGB"
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(f, format="PNG")
     return path
 
 
