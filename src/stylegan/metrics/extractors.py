@@ -67,7 +67,7 @@ def _import_fidelity(what: str):
     except ImportError as e:
         raise MetricSetupError(
             f"the standard metric networks need torch-fidelity, which is not importable ({e}): {INSTALL_HINT}, "
-            "or choose other metrics (metrics=none)"
+            "or train without metrics (metrics=none)"
         ) from None
 
 
