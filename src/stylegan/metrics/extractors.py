@@ -30,7 +30,6 @@ from tqdm.auto import tqdm
 INCEPTION_NAME = "inception-v3-compat"
 VGG16_NAME = "vgg16-fc2"
 LPIPS_NAME = "lpips-vgg16"
-KINDS = ("inception", "vgg16")
 INSTALL_HINT = "pip install -e '.[metrics]' (torch-fidelity)"
 
 
@@ -99,6 +98,15 @@ class _FidelityFeatures(FeatureExtractor):
         return features
 
 
+# kind -> (torch-fidelity module, class, name, feature layer, feature dim, label in errors)
+_FIDELITY_EXTRACTORS = {
+    "inception": ("feature_extractor_inceptionv3", "FeatureExtractorInceptionV3", INCEPTION_NAME, "2048", 2048,
+                  "InceptionV3"),
+    "vgg16": ("feature_extractor_vgg16", "FeatureExtractorVGG16", VGG16_NAME, "fc2_relu", 4096, "VGG16"),
+}
+KINDS = tuple(_FIDELITY_EXTRACTORS)
+
+
 def build_extractor(
     kind: str, weights_path: str | None = None, key: str = "metrics.feature_extractor_weights_path"
 ) -> FeatureExtractor:
@@ -107,19 +115,13 @@ def build_extractor(
     if kind not in KINDS:
         raise MetricSetupError(f"unknown feature extractor {kind!r}: use one of {KINDS} or a module (_target_)")
     path = _check_weights_path(weights_path, key)
-    if kind == "inception":
-        module = _import_fidelity("feature_extractor_inceptionv3")
-        try:
-            net = module.FeatureExtractorInceptionV3(INCEPTION_NAME, ["2048"], feature_extractor_weights_path=path)
-        except (OSError, RuntimeError, ValueError) as e:
-            raise _download_error("InceptionV3", e, key) from None
-        return _FidelityFeatures(net, INCEPTION_NAME, 2048).eval()
-    module = _import_fidelity("feature_extractor_vgg16")
+    module_name, class_name, name, layer, dim, label = _FIDELITY_EXTRACTORS[kind]
+    module = _import_fidelity(module_name)
     try:
-        net = module.FeatureExtractorVGG16(VGG16_NAME, ["fc2_relu"], feature_extractor_weights_path=path)
+        net = getattr(module, class_name)(name, [layer], feature_extractor_weights_path=path)
     except (OSError, RuntimeError, ValueError) as e:
-        raise _download_error("VGG16", e, key) from None
-    return _FidelityFeatures(net, VGG16_NAME, 4096).eval()
+        raise _download_error(label, e, key) from None
+    return _FidelityFeatures(net, name, dim).eval()
 
 
 class _FidelityLPIPS(PerceptualDistance):
