@@ -18,9 +18,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from mnist_judge import judge, train_judge
-from stylegan.data import ImageDataModule
-from stylegan.networks import Generator
+from demo_learning_check import demo_judge, g_ema, samples
+from mnist_judge import judge
 
 
 def train(run: Path, kimg: float, overrides: list[str]) -> None:
@@ -32,24 +31,15 @@ def train(run: Path, kimg: float, overrides: list[str]) -> None:
     subprocess.run(cmd, env=env, check=True)
 
 
-@torch.no_grad()
-def trajectory(run: Path, n: int = 1000) -> list[dict[str, float]]:
-    dm = ImageDataModule("mnist", use_labels=True)
-    dm.setup()
-    x, y = dm.real_images(5000), torch.as_tensor(dm.store.labels).long()
-    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(1))
-    with torch.enable_grad():
-        net = train_judge(x[perm[:4000]], y[perm[:4000]])
+def trajectory(run: Path) -> list[dict[str, float]]:
+    net, x, _, held_out = demo_judge()  # trains the judge: outside no_grad
     rows = []
     for path in sorted((run / "checkpoints").glob("snapshot-*.ckpt")):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        G = Generator(**ckpt["stylegan"]["G_kwargs"])
-        G.load_state_dict({k[6:]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")})
-        z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(123))
-        c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)
-        fake = G.eval()(z, c, noise_mode="const").clamp(-1, 1)
-        p = F.softmax(net(fake), dim=1).mean(0)
-        row = {"kimg": ckpt["stylegan"]["cur_nimg"] / 1000, **judge(net, x[perm[4000:]], fake)}
+        fake = samples(g_ema(ckpt))
+        with torch.no_grad():
+            p = F.softmax(net(fake), dim=1).mean(0)
+        row = {"kimg": ckpt["stylegan"]["cur_nimg"] / 1000, **judge(net, x[held_out], fake)}
         row["effective_classes"] = float((-(p * p.clamp_min(1e-12).log()).sum()).exp())
         rows.append(row)
     return rows

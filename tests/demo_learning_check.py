@@ -19,25 +19,39 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_judge import judge, train_judge
+from mnist_judge import DigitNet, judge, train_judge
 from stylegan.data import ImageDataModule
 from stylegan.networks import Generator
 
 KIMG = 12
 
 
-def _g_ema(ckpt: dict) -> Generator:
+def g_ema(ckpt: dict) -> Generator:
     G = Generator(**ckpt["stylegan"]["G_kwargs"])
     G.load_state_dict({k[len("G_ema."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")})
     return G.eval()
 
 
 @torch.no_grad()
-def _samples(G: Generator, n: int = 1000) -> torch.Tensor:
+def samples(G: Generator, n: int = 1000) -> torch.Tensor:
     z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(123))
     c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)  # classes in turn
     batches = zip(z.split(200), c.split(200), strict=True)
     return torch.cat([G(zb, cb, noise_mode="const") for zb, cb in batches]).clamp(-1, 1)
+
+
+def demo_judge() -> tuple[DigitNet, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The judge trained on 4000 demo digits, checked on the other 1000: (net, images, train idx, held-out idx)."""
+    dm = ImageDataModule("mnist", use_labels=True)
+    dm.setup()
+    x, y = dm.real_images(5000), torch.as_tensor(dm.store.labels).long()
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(1))
+    train, held_out = perm[:4000], perm[4000:]
+    net = train_judge(x[train], y[train])
+    with torch.no_grad():
+        accuracy = (net(x[held_out]).argmax(1) == y[held_out]).float().mean().item()
+    assert accuracy > 0.9, f"the judge itself is too weak ({accuracy:.3f})"
+    return net, x, train, held_out
 
 
 def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
@@ -49,19 +63,10 @@ def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) 
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["stylegan"]["cur_nimg"] >= kimg * 1000
 
-    dm = ImageDataModule("mnist", use_labels=True)
-    dm.setup()
-    x, y = dm.real_images(5000), torch.as_tensor(dm.store.labels).long()
-    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(1))
-    train, held_out = perm[:4000], perm[4000:]
-    net = train_judge(x[train], y[train])
-    with torch.no_grad():
-        accuracy = (net(x[held_out]).argmax(1) == y[held_out]).float().mean().item()
-    assert accuracy > 0.9, f"the judge itself is too weak ({accuracy:.3f})"
-
-    trained = judge(net, x[held_out], _samples(_g_ema(ckpt)))
+    net, x, train, held_out = demo_judge()
+    trained = judge(net, x[held_out], samples(g_ema(ckpt)))
     torch.manual_seed(0)
-    untrained = judge(net, x[held_out], _samples(Generator(**ckpt["stylegan"]["G_kwargs"]).eval()))
+    untrained = judge(net, x[held_out], samples(Generator(**ckpt["stylegan"]["G_kwargs"]).eval()))
     real = judge(net, x[held_out], x[train[:1000]])
     return {"trained": trained, "untrained": untrained, "real": real}
 
