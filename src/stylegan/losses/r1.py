@@ -14,7 +14,7 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     The graph is kept (``create_graph``) so that the penalty can be back-propagated into D (double backward).
     """
     (grads,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
-    return grads.float().square().sum(dim=[1, 2, 3])
+    return grads.to(torch.promote_types(grads.dtype, torch.float32)).square().sum(dim=[1, 2, 3])  # >= float32
 
 
 def r1_loss(penalty: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -61,5 +61,6 @@ class Draws:
         return int(torch.empty([], dtype=torch.int64, device=self.device).random_(low, high, generator=self.generator))
 
     def rand(self) -> float:
-        """One uniform [0, 1) value, the same on every rank in ``global`` mode."""
-        return float(torch.rand([], device=self.device, generator=self.generator))
+        """One uniform [0, 1) value, the same on every rank in ``global`` mode. Always drawn in float32 (as the
+        official code does), so that a float64 run (whose default dtype is float64) draws the same stream."""
+        return float(torch.rand([], dtype=torch.float32, device=self.device, generator=self.generator))
