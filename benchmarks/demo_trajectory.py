@@ -4,7 +4,8 @@
 
 Prints, per snapshot: the judge's Frechet distance to held-out digits (FD), the digit classes among confidently
 classified samples, the confident fraction, and the effective number of classes ``exp(H(mean softmax))`` (10 for
-uniform coverage, 1 for a collapsed G). A finished run in RUN_DIR is judged again without retraining.
+uniform coverage, 1 for a collapsed G) and the per-pixel standard deviation of the samples across latents (real
+digits: 0.29). A finished run in RUN_DIR is judged again without retraining.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def trajectory(run: Path) -> list[dict[str, float]]:
             p = F.softmax(net(fake), dim=1).mean(0)
         row = {"kimg": ckpt["stylegan"]["cur_nimg"] / 1000, **judge(net, x[held_out], fake)}
         row["effective_classes"] = float((-(p * p.clamp_min(1e-12).log()).sum()).exp())
+        row["z_std"] = float(fake.std(0).mean())  # per-pixel std across latents: falls toward 0 as G collapses
         rows.append(row)
     return rows
 
@@ -51,4 +53,4 @@ if __name__ == "__main__":
         train(run_dir, total, sys.argv[3:])
     for r in trajectory(run_dir):
         print("kimg {kimg:6.1f}  FD {fd:7.1f}  classes {classes:2.0f}  confident {confident:.2f}  "
-              "effective classes {effective_classes:.2f}".format(**r))
+              "effective classes {effective_classes:.2f}  std across z {z_std:.3f}".format(**r))
