@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from stylegan.evaluate import load_generator
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from demo_learning_check import demo_judge, g_ema, samples
+from demo_learning_check import demo_judge, samples
 from mnist_judge import judge
 
 
@@ -36,11 +38,11 @@ def trajectory(run: Path) -> list[dict[str, float]]:
     net, x, _, held_out = demo_judge()  # trains the judge: outside no_grad
     rows = []
     for path in sorted((run / "checkpoints").glob("snapshot-*.ckpt")):
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        fake = samples(g_ema(ckpt))
+        G, kimg = load_generator(path)  # its G_ema
+        fake = samples(G)
         with torch.no_grad():
             p = F.softmax(net(fake), dim=1).mean(0)
-        row = {"kimg": ckpt["stylegan"]["cur_nimg"] / 1000, **judge(net, x[held_out], fake)}
+        row = {"kimg": kimg, **judge(net, x[held_out], fake)}
         row["effective_classes"] = float((-(p * p.clamp_min(1e-12).log()).sum()).exp())
         row["z_std"] = float(fake.std(0).mean())  # per-pixel std across latents (reals: 0.29)
         rows.append(row)

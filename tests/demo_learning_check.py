@@ -21,15 +21,10 @@ import torch
 
 from mnist_judge import DigitNet, judge, train_judge
 from stylegan.data import ImageDataModule
+from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
 
 KIMG = 12
-
-
-def g_ema(ckpt: dict) -> Generator:
-    G = Generator(**ckpt["stylegan"]["G_kwargs"])
-    G.load_state_dict({k[len("G_ema."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("G_ema.")})
-    return G.eval()
 
 
 @torch.no_grad()
@@ -60,13 +55,13 @@ def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) 
            "callbacks.samples.every_kimg=1000", "callbacks.progress.refresh_rate=0", *overrides]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["stylegan"]["cur_nimg"] >= kimg * 1000
+    G, trained_kimg = load_generator(run_dir / "checkpoints" / "last.ckpt")  # its G_ema
+    assert trained_kimg >= kimg
 
     net, x, train, held_out = demo_judge()
-    trained = judge(net, x[held_out], samples(g_ema(ckpt)))
+    trained = judge(net, x[held_out], samples(G))
     torch.manual_seed(0)
-    untrained = judge(net, x[held_out], samples(Generator(**ckpt["stylegan"]["G_kwargs"]).eval()))
+    untrained = judge(net, x[held_out], samples(Generator(**G.init_kwargs).eval()))
     real = judge(net, x[held_out], x[train[:1000]])
     return {"trained": trained, "untrained": untrained, "real": real}
 

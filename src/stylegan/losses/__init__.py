@@ -2,9 +2,11 @@
 
 from .logistic import discriminator_loss, generator_loss
 from .path_length import path_length_noise, path_length_penalty, path_lengths
+from .precision import at_least_float32
 from .r1 import r1_loss, r1_penalty
 
 __all__ = [
+    "at_least_float32",
     "discriminator_loss",
     "generator_loss",
     "path_length_noise",

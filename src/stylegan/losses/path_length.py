@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from .precision import at_least_float32
+
 
 def path_length_noise(img: torch.Tensor, normal: torch.Tensor | None = None) -> torch.Tensor:
     """y ~ N(0, I) / sqrt(H * W): the random image-space direction of Eq. 4 (``normal``: the N(0, I) draw to
@@ -25,7 +27,7 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None
     if noise is None:
         noise = path_length_noise(img)
     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    grads = grads.to(torch.promote_types(grads.dtype, torch.float32))  # at least float32 (bf16 runs)
+    grads = at_least_float32(grads)
     return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .precision import at_least_float32
+
 
 def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
     """Per-sample ``||d D(x) / d x||^2`` [N]; ``real_img`` must require grad and ``real_logits = D(real_img)``.
@@ -14,7 +16,7 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     The graph is kept (``create_graph``) so that the penalty can be back-propagated into D (double backward).
     """
     (grads,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
-    return grads.to(torch.promote_types(grads.dtype, torch.float32)).square().sum(dim=[1, 2, 3])  # >= float32
+    return at_least_float32(grads).square().sum(dim=[1, 2, 3])
 
 
 def r1_loss(penalty: torch.Tensor, gamma: float) -> torch.Tensor:

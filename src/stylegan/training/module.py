@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ..losses import (
+    at_least_float32,
     discriminator_loss,
     generator_loss,
     path_length_noise,
@@ -180,7 +181,7 @@ class StyleGAN2Module(L.LightningModule):
             z, c = self._latents(n, real_c)
             with self._fp32():
                 img, ws = self._run_G(z, c)
-                img = img.to(torch.promote_types(img.dtype, torch.float32))
+                img = at_least_float32(img)
                 lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
                 penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
                 g_loss["Greg"] = penalty.mean() * (cfg.pl_weight * cfg.g_interval)
