@@ -21,7 +21,7 @@ def mix_styles(
         return ws
     if draws is None:
         draws = Draws()
-        draws.device = ws.device
+        draws.start(ws.device, rank=0, world_size=1)
     cutoff = draws.randint(1, ws.shape[1])
     if draws.rand() >= prob:
         cutoff = ws.shape[1]
