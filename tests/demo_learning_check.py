@@ -1,7 +1,8 @@
 """Learning on real data, proved with numbers: the `make train` demo, shortened, judged by an MNIST classifier.
 
 NOT YET A TEST (pytest does not collect this file): the demo currently mode-collapses (issue 3), so the check
-fails. Rename to test_demo_learning.py once the demo settings learn diverse digits. Meanwhile it is the tuning
+fails. ``tests/test_demo_learning.py`` runs the same measurement and asserts what the demo does learn (pixel
+statistics); move this diversity check there once the demo settings learn diverse digits. Meanwhile it is the tuning
 tool: ``python tests/demo_learning_check.py KIMG [hydra overrides...]`` trains and prints the judge's numbers.
 
 The judge is trained here on 4000 of the 5000 demo digits and evaluated on the other 1000. The Frechet distance
@@ -63,7 +64,8 @@ def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) 
     torch.manual_seed(0)
     untrained = judge(net, x[held_out], samples(Generator(**G.init_kwargs).eval()))
     real = judge(net, x[held_out], x[train[:1000]])
-    return {"trained": trained, "untrained": untrained, "real": real}
+    mean_image = judge(net, x[held_out], x[train].mean(0, keepdim=True).expand(1000, -1, -1, -1))
+    return {"trained": trained, "untrained": untrained, "real": real, "mean_image": mean_image}
 
 
 @pytest.mark.slow

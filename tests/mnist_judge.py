@@ -2,7 +2,9 @@
 
 ``fd``: Frechet distance between Gaussian fits of the classifier's 64-d penultimate features of real and fake
 digits (float64). ``classes``: how many digit classes appear among confidently classified fakes;
-``confident``: the fraction of fakes classified with probability > 0.9.
+``confident``: the fraction of fakes classified with probability > 0.9. ``pixel_w1``: the 1-Wasserstein distance
+between the pixel-intensity distributions of real and fake images (first-order statistics only: dark background,
+bright strokes; blind to which digits are drawn).
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
+def pixel_w1(a: torch.Tensor, b: torch.Tensor) -> float:
+    """W1 between the empirical distributions of the values of ``a`` and ``b`` (same number of elements): the mean
+    absolute difference of the sorted values, in float64."""
+    if a.numel() != b.numel():
+        raise ValueError(f"pixel_w1 needs equally many values, got {a.numel()} and {b.numel()}")
+    return float((a.flatten().double().sort().values - b.flatten().double().sort().values).abs().mean())
+
+
 @torch.no_grad()
 def judge(net: DigitNet, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
     fr, ff = net.features(real).double().numpy(), net.features(fake).double().numpy()
@@ -63,4 +73,5 @@ def judge(net: DigitNet, real: torch.Tensor, fake: torch.Tensor) -> dict[str, fl
         "fd": frechet_distance(fr, ff),
         "classes": float(len(set(pred[confident].tolist()))),
         "confident": float(confident.float().mean()),
+        "pixel_w1": pixel_w1(real, fake) if real.numel() == fake.numel() else float("nan"),
     }
