@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_judge import DigitNet, judge, train_judge
+from mnist_judge import DigitNet, judge, pixel_w1, train_judge
 from stylegan.data import ImageDataModule
 from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
@@ -64,7 +64,7 @@ def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) 
     torch.manual_seed(0)
     untrained = judge(net, x[held_out], samples(Generator(**G.init_kwargs).eval()))
     real = judge(net, x[held_out], x[train[:1000]])
-    mean_image = judge(net, x[held_out], x[train].mean(0, keepdim=True).expand(1000, -1, -1, -1))
+    mean_image = {"pixel_w1": pixel_w1(x[held_out], x[train].mean(0, keepdim=True).expand(1000, -1, -1, -1))}
     return {"trained": trained, "untrained": untrained, "real": real, "mean_image": mean_image}
 
 
