@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from stylegan.evaluate import submodule_state
 from stylegan.networks import Discriminator, Generator
 
 
@@ -24,8 +25,8 @@ def load_nets(path: Path) -> tuple[Generator, Discriminator]:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     state, kwargs = blob["state_dict"], blob["stylegan"]
     G, D = Generator(**kwargs["G_kwargs"]), Discriminator(**kwargs["D_kwargs"])
-    G.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("G.")})
-    D.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("D.")})
+    G.load_state_dict(submodule_state(state, "G"))
+    D.load_state_dict(submodule_state(state, "D"))
     return G.eval(), D.eval()
 
 

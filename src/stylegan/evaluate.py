@@ -35,6 +35,12 @@ class EvaluateError(ValueError):
     """Bad evaluate input (checkpoint, output path); reported as one line."""
 
 
+def submodule_state(state_dict: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """The entries of the LightningModule's ``state_dict`` under submodule ``name`` (e.g. "G_ema"), prefix removed."""
+    prefix = name + "."
+    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
 def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
     """(G, kimg) from our Lightning checkpoint (G_ema) or an official-format file (G; kimg unknown)."""
     if not Path(path).is_file():
@@ -46,7 +52,7 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
     if not isinstance(blob, dict):
         raise EvaluateError(f"ckpt={path} holds a {type(blob).__name__}, not a checkpoint dict")
     if "state_dict" in blob and "stylegan" in blob:
-        state = {k[len("G_ema."):]: v for k, v in blob["state_dict"].items() if k.startswith("G_ema.")}
+        state = submodule_state(blob["state_dict"], "G_ema")
         G = Generator(**blob["stylegan"]["G_kwargs"])
         missing, unexpected = G.load_state_dict(state, strict=False)
         if missing or unexpected:
