@@ -39,7 +39,7 @@ def _crossed(module, every_kimg: float, last: int) -> int | None:
 
 class SampleGrid(L.Callback):
     """Every ``every_kimg``, a grid from G_ema on fixed z (noise 'const') to ``dirpath/fakesKKKKKK.png`` and the
-    logger; a grid of reals once at the start (``reals.png``)."""
+    logger; a grid of reals once at the start (``reals.png``). A conditional G gets one column per class."""
 
     def __init__(self, dirpath: str, every_kimg: float = 4.0, num_samples: int = 64, seed: int = 0,
                  truncation_psi: float = 1.0) -> None:
@@ -58,7 +58,7 @@ class SampleGrid(L.Callback):
             c[torch.arange(self.num_samples), torch.arange(self.num_samples) % G.c_dim] = 1
         img = torch.cat([G(zb, cb, truncation_psi=self.truncation_psi, noise_mode="const")
                          for zb, cb in zip(z.split(16), c.split(16), strict=True)])
-        return make_grid(img)
+        return make_grid(img, cols=G.c_dim or None)
 
     @rank_zero_only
     def _write(self, trainer, pl_module, name: str) -> None:

@@ -1,0 +1,41 @@
+"""The training sample grid: fixed z, G_ema, and one column per class for a conditional generator."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from stylegan.networks import Generator
+from stylegan.training.callbacks import SampleGrid
+from stylegan.utils.images import to_uint8
+
+
+def _tiles(grid: np.ndarray, size: int) -> dict[tuple[int, int], np.ndarray]:
+    rows, cols = grid.shape[0] // size, grid.shape[1] // size
+    return {(r, c): grid[r * size:(r + 1) * size, c * size:(c + 1) * size] for r in range(rows) for c in range(cols)}
+
+
+def test_conditional_grid_has_one_column_per_class():
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, c_dim=10, w_dim=8, img_resolution=8, img_channels=1, channel_base=32, channel_max=8,
+                  mapping_kwargs={"num_layers": 1}).eval()
+    grid = SampleGrid(dirpath=".", num_samples=23, seed=3).grid(SimpleNamespace(G_ema=G, device=torch.device("cpu")))
+    assert grid.shape == (3 * 8, 10 * 8, 1)
+    z = torch.randn([23, 8], generator=torch.Generator().manual_seed(3))
+    tiles = _tiles(grid, 8)
+    for i in range(23):
+        c = torch.nn.functional.one_hot(torch.tensor([i % 10]), 10).float()
+        with torch.no_grad():
+            expected = to_uint8(G(z[i:i + 1], c, noise_mode="const"))[0]
+        assert np.abs(tiles[divmod(i, 10)].astype(int) - expected.astype(int)).max() <= 1, f"sample {i}"
+    assert not tiles[(2, 3)].any(), "cells past the last sample stay black"
+
+
+def test_unconditional_grid_is_square():
+    torch.manual_seed(0)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=1, channel_base=32, channel_max=8,
+                  mapping_kwargs={"num_layers": 1}).eval()
+    grid = SampleGrid(dirpath=".", num_samples=16).grid(SimpleNamespace(G_ema=G, device=torch.device("cpu")))
+    assert grid.shape == (4 * 8, 4 * 8, 1)
