@@ -35,13 +35,17 @@ def load_nets(path: Path) -> tuple[Generator, Discriminator]:
     return G.eval(), D.eval()
 
 
+@torch.no_grad()
+def fakes(G: Generator, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n samples of G on seeded latents (noise 'const'), with cycling one-hot labels for a conditional G."""
+    z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(seed))
+    c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)
+    return G(z, c, noise_mode="const"), c
+
+
 def shared_push(G: Generator, D: Discriminator, n: int = 64, seed: int = 0) -> dict[str, float]:
     """D's push on n fakes: mean logit, shared fraction and mean pairwise cosine of the image gradients."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn([n, G.z_dim], generator=gen)
-    c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)
-    with torch.no_grad():
-        img = G(z, c, noise_mode="const")
+    img, c = fakes(G, n, seed)
     img.requires_grad_(True)
     logits = D(img, c)
     (grad,) = torch.autograd.grad(F.softplus(-logits).sum(), img)
@@ -54,14 +58,15 @@ def shared_push(G: Generator, D: Discriminator, n: int = 64, seed: int = 0) -> d
 
 @torch.no_grad()
 def mbstd_use(G: Generator, D: Discriminator, real: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """The minibatch-std feature on reals and fakes, and the fakes' logit shift when given the reals' feature."""
+    """The minibatch-std feature on reals and fakes, and the fakes' logit shift when given the reals' feature.
+    The feature comes before D's label projection; the reals' logit is NaN for a conditional D (labels not read)."""
     n, F_ = real.shape[0], D.b4.mbstd.num_channels
-    gen = torch.Generator().manual_seed(seed)
-    c = torch.eye(G.c_dim)[torch.arange(n) % G.c_dim] if G.c_dim else torch.zeros(n, 0)
-    fake = G(torch.randn([n, G.z_dim], generator=gen), c, noise_mode="const")
+    fake, c = fakes(G, n, seed)
     seen: list[torch.Tensor] = []
     hook = D.b4.mbstd.register_forward_hook(lambda m, i, out: seen.append(out[:, -F_:].clone()))
     fake_logit, real_logit = D(fake, c).mean(), D(real, c).mean()
+    if G.c_dim:
+        real_logit = torch.tensor(float("nan"))
     hook.remove()
     real_feature = seen[1]
 
