@@ -132,6 +132,9 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
         kw = dict(G.init_kwargs)
         if kw.pop("style_block") != "demod" or not kw["use_noise"]:
             raise OfficialWeightsError("only style_block='demod' generators with noise exist in the official code")
+        if kw.pop("output_activation", "linear") != "linear":
+            raise OfficialWeightsError("the official generator has no output activation: a G trained with "
+                                       "model.generator.output_activation=tanh cannot be exported to its format")
         blob["G"], blob["G_kwargs"] = G.state_dict(), kw
     if D is not None:
         kw = dict(D.init_kwargs)

@@ -34,9 +34,10 @@ class Generator(nn.Module):
         use_noise: bool = True,
         fused_modconv_default: bool | str = "inference_only",
         mapping_kwargs: dict[str, Any] | None = None,
+        output_activation: str = "linear",
     ) -> None:
-        """``fused_modconv_default``: see SynthesisNetwork. ``mapping_kwargs``: num_layers (8), lr_multiplier
-        (0.01), w_avg_beta (0.998), embed_features, layer_features."""
+        """``fused_modconv_default`` and ``output_activation``: see SynthesisNetwork. ``mapping_kwargs``:
+        num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features."""
         super().__init__()
         self.init_kwargs = dict(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
@@ -44,12 +45,14 @@ class Generator(nn.Module):
             conv_clamp=conv_clamp, use_noise=use_noise, fused_modconv_default=fused_modconv_default,
             mapping_kwargs=dict(mapping_kwargs or {}),
         )
+        if output_activation != "linear":  # kept out of the official kwargs when it is the official default
+            self.init_kwargs["output_activation"] = output_activation
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(
             w_dim, img_resolution, img_channels, channel_base=channel_base, channel_max=channel_max,
             architecture=architecture, style_block=style_block, conv_clamp=conv_clamp, use_noise=use_noise,
-            fused_modconv_default=fused_modconv_default,
+            fused_modconv_default=fused_modconv_default, output_activation=output_activation,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))

@@ -17,6 +17,7 @@ from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 FUSED_MODES = (True, False, "inference_only")
+OUTPUT_ACTIVATIONS = ("linear", "tanh")
 
 
 def check_resolution(resolution: int, what: str) -> None:
@@ -115,10 +116,17 @@ class SynthesisNetwork(nn.Module):
         conv_clamp: float | None = 256,
         use_noise: bool = True,
         fused_modconv_default: bool | str = "inference_only",
+        output_activation: str = "linear",
     ) -> None:
         """``fused_modconv_default``: True, False or 'inference_only' (grouped conv in eval mode only, as the
-        official training config)."""
+        official training config). ``output_activation``: 'linear' (the paper's and official G: the summed ToRGB
+        outputs as they are) or 'tanh' (squashed into (-1, 1), as DCGAN; not in the paper, and such a G cannot
+        be exported to the official format). tanh lets G reach a flat black background, which matters on data
+        that is mostly exact -1 (MNIST): see conf/experiment/mnist_demo.yaml."""
         super().__init__()
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"output_activation must be one of {OUTPUT_ACTIVATIONS}, got {output_activation!r}")
+        self.output_activation = output_activation
         if fused_modconv_default not in FUSED_MODES:
             raise ValueError(f"fused_modconv_default must be one of {FUSED_MODES}, got {fused_modconv_default!r}")
         self.fused_modconv_default = fused_modconv_default
@@ -154,8 +162,8 @@ class SynthesisNetwork(nn.Module):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode, fused_modconv)
             w_idx += block.num_conv
-        return img
+        return torch.tanh(img) if self.output_activation == "tanh" else img
 
     def extra_repr(self) -> str:
         return (f"res={self.img_resolution}, arch={self.architecture}, style={self.style_block}, "
-                f"num_ws={self.num_ws}")
+                f"num_ws={self.num_ws}, output={self.output_activation}")
