@@ -1,13 +1,11 @@
-"""Learning on real data, proved with numbers: the `make train` demo, shortened, judged by an MNIST classifier.
+"""The `make train` demo judged by an MNIST classifier: the measurement behind ``tests/test_demo_learning.py``.
 
-NOT YET A TEST (pytest does not collect this file): the demo currently mode-collapses (issue 3), so the check
-fails. ``tests/test_demo_learning.py`` runs the same measurement and asserts what the demo does learn (pixel
-statistics); move this diversity check there once the demo settings learn diverse digits. Meanwhile it is the tuning
-tool: ``python tests/demo_learning_check.py KIMG [hydra overrides...]`` trains and prints the judge's numbers.
+Also a tuning tool (pytest does not collect this file): ``python tests/demo_learning_check.py KIMG [overrides...]``
+trains the demo with the overrides for KIMG and prints the judge's numbers.
 
-The judge is trained here on 4000 of the 5000 demo digits and evaluated on the other 1000. The Frechet distance
-of its features (FD) between held-out real digits and G_ema samples must fall well below that of the untrained
-generator, and the samples must be confidently classified as many different digits (no mode collapse).
+The judge is trained here on 4000 of the 5000 demo digits and evaluated on the other 1000: the Frechet distance of
+its features (FD) between held-out real digits and G_ema samples, the digit classes among confidently classified
+samples, and the effective number of classes (see ``mnist_judge.judge``).
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from mnist_judge import DigitNet, judge, pixel_w1, train_judge
@@ -25,7 +22,7 @@ from stylegan.data import ImageDataModule
 from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
 
-KIMG = 12
+KIMG = 25  # the demo's full length (conf/experiment/mnist_demo.yaml)
 
 
 @torch.no_grad()
@@ -66,13 +63,6 @@ def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) 
     real = judge(net, x[held_out], x[train[:1000]])
     mean_image = {"pixel_w1": pixel_w1(x[held_out], x[train].mean(0, keepdim=True).expand(1000, -1, -1, -1))}
     return {"trained": trained, "untrained": untrained, "real": real, "mean_image": mean_image}
-
-
-@pytest.mark.slow
-def test_demo_learns_diverse_digits(tmp_path):
-    r = measure(tmp_path)
-    assert r["trained"]["fd"] < 0.35 * r["untrained"]["fd"], r
-    assert r["trained"]["classes"] >= 8 and r["trained"]["confident"] > 0.3, r
 
 
 if __name__ == "__main__":

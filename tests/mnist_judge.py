@@ -69,9 +69,12 @@ def judge(net: DigitNet, real: torch.Tensor, fake: torch.Tensor) -> dict[str, fl
     prob = F.softmax(net.out(net.features(fake)), dim=1)
     conf, pred = prob.max(1)
     confident = conf > 0.9
+    p = prob.double().mean(0)
     return {
         "fd": frechet_distance(fr, ff),
         "classes": float(len(set(pred[confident].tolist()))),
         "confident": float(confident.float().mean()),
+        # exp(entropy of the mean softmax): 10 for even coverage of the digits, 1 for a collapsed G
+        "effective_classes": float((-(p * p.clamp_min(1e-12).log()).sum()).exp()),
         "pixel_w1": pixel_w1(real, fake) if real.numel() == fake.numel() else float("nan"),
     }

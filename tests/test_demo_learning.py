@@ -1,10 +1,11 @@
-"""Learning on real data, proved with a number: the `make train` demo, shortened to 12 kimg, against its untrained G.
+"""Learning on real data, proved with numbers: the `make train` demo (25 kimg) judged by an MNIST classifier.
 
-What is asserted is first-order learning only: the pixel-intensity distribution of G_ema's samples (dark
-background, bright strokes) moves most of the way to the real digits', closer than a generator that always draws the
-mean digit. Measured at 12 kimg (2026-11-23, 2 CPU cores): pixel W1 untrained 1.37, trained 0.116, mean digit 0.182.
-Digit *diversity* is not asserted: the demo still mode-collapses (issue 3); ``tests/demo_learning_check.py`` holds
-that stricter check and is not collected.
+The demo must learn the digits' pixel statistics (dark background, bright strokes) and *diverse* digits: its
+samples cover the classes and lie far closer to held-out real digits, in the judge's feature space, than the
+untrained G's. Measured (2026-11-30, 2 CPU cores, 3m30s with the judge): FD 191 against 577 untrained (real
+digits 8.8), 9 confident classes, 7.7 effective classes (untrained 6.9: that bound only catches a collapse), pixel
+W1 0.007. Three runs at 1 thread (seeds 0-2, RESULTS.md session 7): FD 142-190, 10 classes, 6.9-8.8 effective
+classes. Collapsed demos (the paper's linear output) gave FD 750-1100, 1-3 classes, 1.1-4.3 effective classes.
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ def test_pixel_w1_matches_scipy():
 
 
 @pytest.mark.slow
-def test_demo_learns_the_digits_pixel_statistics(tmp_path):
+def test_demo_learns_diverse_digits(tmp_path):
     r = measure(tmp_path)
-    assert r["real"]["pixel_w1"] < 0.02, r  # two halves of the real digits agree
-    assert r["trained"]["pixel_w1"] < 0.2 * r["untrained"]["pixel_w1"], r
-    # ...and beats the best shape-blind generator, one that always draws the mean real digit (0.18; all black: 0.20)
-    assert r["trained"]["pixel_w1"] < 0.8 * r["mean_image"]["pixel_w1"], r
+    trained, untrained = r["trained"], r["untrained"]
+    assert r["real"]["pixel_w1"] < 0.02 and r["real"]["classes"] == 10, r  # the judge agrees with itself on reals
+    # first order: the pixel-intensity distribution, closer than a G that always draws the mean real digit (0.18)
+    assert trained["pixel_w1"] < 0.2 * untrained["pixel_w1"], r
+    assert trained["pixel_w1"] < 0.8 * r["mean_image"]["pixel_w1"], r
+    # diversity: no mode collapse
+    assert trained["fd"] < 0.5 * untrained["fd"], r
+    assert trained["classes"] >= 8 and trained["effective_classes"] >= 5, r
