@@ -22,8 +22,6 @@ from stylegan.data import ImageDataModule
 from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
 
-KIMG = 25  # the demo's full length (conf/experiment/mnist_demo.yaml)
-
 
 @torch.no_grad()
 def samples(G: Generator, n: int = 1000) -> torch.Tensor:
@@ -47,7 +45,7 @@ def demo_judge() -> tuple[DigitNet, torch.Tensor, torch.Tensor, torch.Tensor]:
     return net, x, train, held_out
 
 
-def measure(run_dir: Path, kimg: float = KIMG, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+def measure(run_dir: Path, kimg: float, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
     cmd = [sys.executable, "-m", "stylegan.train", f"hydra.run.dir={run_dir}", f"total_kimg={kimg}",
            "callbacks.samples.every_kimg=1000", "callbacks.progress.refresh_rate=0", *overrides]
