@@ -1,8 +1,14 @@
-"""Hydra entry point: ``python -m stylegan.train [overrides]`` (or ``stylegan-train``, ``make train``)."""
+"""Hydra entry point: ``python -m stylegan.train [overrides]`` (or ``stylegan-train``, ``make train``).
+
+Each run (and each job of a ``-m`` sweep) writes ``status.json`` and closes its loggers, also when it fails. In a
+sweep a failed job does not stop the others: its error is logged and written, it returns NaN to the sweeper, and
+the sweep's report (``stylegan.report``, written when the sweep ends) marks it.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 
 import hydra
@@ -13,37 +19,74 @@ from omegaconf import DictConfig, OmegaConf
 from .data import DatasetError
 from .metrics.extractors import MetricSetupError
 from .official import OfficialWeightsError
-from .training import AtomicCheckpointIO
+from .training import AtomicCheckpointIO, tracking
 from .utils.config_dir import config_dir
 
 log = logging.getLogger(__name__)
+BAD_INPUT = (DatasetError, OfficialWeightsError, MetricSetupError, tracking.TrackingError)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def train(cfg: DictConfig) -> L.LightningModule:
-    """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns the trained module."""
+def _optimized_value(trainer: L.Trainer, name: str | None) -> float | None:
+    """The value of ``optimized_metric`` (what a Hydra sweeper minimises) as logged last."""
+    if not name:
+        return None
+    if name not in trainer.callback_metrics:
+        known = sorted(k for k in trainer.callback_metrics if k.startswith("metrics/")) or "none: use e.g. metrics=fid"
+        raise MetricSetupError(f"optimized_metric={name} was not logged; metrics logged: {known}")
+    return float(trainer.callback_metrics[name])
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns ``cfg.optimized_metric``'s
+    value (None when it is not set)."""
+    info = tracking.job_info()
+    out = cfg.paths.output_dir
+    tracking.write_status(out, "running", info)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
-    trainer = instantiate(cfg.trainer, callbacks=_instantiate_all(cfg.get("callbacks")),
-                          logger=_instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()])
-    log.info("output directory: %s", cfg.paths.output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    return model
+    loggers: list = []
+    try:
+        datamodule = instantiate(cfg.data)
+        model = instantiate(cfg.model)
+        callbacks = _instantiate_all(cfg.get("callbacks"))
+        loggers = tracking.build_loggers(cfg.get("logger"), info)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                              plugins=[AtomicCheckpointIO()])
+        tracking.log_hyperparameters(trainer.loggers, cfg, info)
+        log.info("output directory: %s", out)
+        with tracking.ddp_job_in_sweep(out):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        value = _optimized_value(trainer, cfg.get("optimized_metric"))
+    except BaseException as e:
+        tracking.close_loggers(loggers, failed=True)
+        tracking.write_status(out, "failed", info, error=f"{type(e).__name__}: {e}".splitlines()[0][:1000])
+        raise
+    tracking.close_loggers(loggers, failed=False)
+    tracking.write_status(out, "completed", info, kimg=model.cur_nimg / 1000, optimized_metric=value)
+    return value
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    multirun = tracking.job_info().multirun
     try:
-        train(cfg)
-    except (DatasetError, OfficialWeightsError, MetricSetupError) as e:  # bad input: one line, no traceback
+        return train(cfg)
+    except BAD_INPUT as e:  # bad input: one line, no traceback
+        if multirun:
+            log.error("job failed: %s", e)
+            return math.nan
         print(f"stylegan-train: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception:
+        if not multirun:
+            raise
+        log.exception("job failed; the sweep goes on")  # the traceback lands in the job's log file
+        return math.nan
 
 
 if __name__ == "__main__":

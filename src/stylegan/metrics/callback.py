@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 
 from .runner import MetricRunner, build_networks
 
@@ -105,11 +106,13 @@ class MetricsCallback(L.Callback):
         values = self.runner.run(pl_module.G_ema, trainer.datamodule, pl_module.device)
         self._last_nimg = pl_module.cur_nimg
         self.history.append({"kimg": kimg, **values})
+        logged = {f"metrics/{k}": v for k, v in values.items()}
+        # what self.log would do, also from on_train_end: ModelCheckpoint, EarlyStopping and sweepers see them
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
         if trainer.is_global_zero:
             log.info("kimg %g: %s", kimg, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
             for logger in trainer.loggers:
-                logger.log_metrics({"kimg": kimg, **{f"metrics/{k}": v for k, v in values.items()}},
-                                   step=trainer.global_step)
+                logger.log_metrics({"kimg": kimg, **logged}, step=trainer.global_step)
         value = values.get(self.best_metric) if self.best_metric else None
         if value is not None and math.isfinite(value) and (self.best is None or value < self.best):
             self.best, self.best_kimg = value, kimg

@@ -15,6 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from ..utils.atomic import atomic_open
 from ..utils.images import make_grid, save_image
+from .tracking import log_image
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -64,10 +65,7 @@ class SampleGrid(L.Callback):
     def _write(self, trainer, pl_module, name: str) -> None:
         array = self.grid(pl_module)
         self.written.append(save_image(array, self.dirpath / name))
-        for logger in trainer.loggers:
-            if hasattr(logger, "log_image"):
-                logger.log_image(key="samples/fakes", images=[array], step=trainer.global_step,
-                                 caption=[f"kimg {pl_module.cur_nimg / 1000:.1f}"])
+        log_image(trainer.loggers, "samples/fakes", array, trainer.global_step, f"kimg {pl_module.cur_nimg / 1000:.1f}")
 
     @rank_zero_only
     def on_train_start(self, trainer, pl_module) -> None:
