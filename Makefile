@@ -8,7 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install train evaluate test test-fast lint bench clean
+
+.PHONY: install train report evaluate test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +21,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the built-in CPU demo; EXPERIMENT= (empty) trains the paper's StyleGAN2 defaults instead
+EXPERIMENT ?= mnist_demo
 train: $(STAMP)
-	$(PY) -m stylegan.train $(ARGS)
+	$(PY) -m stylegan.train $(if $(EXPERIMENT),experiment=$(EXPERIMENT)) $(ARGS)
+
+# e.g. make report ARGS="multirun/<date>_<time> --metric fid50k_full"
+report: $(STAMP)
+	$(PY) -m stylegan.report $(ARGS)
 
 # e.g. make evaluate ARGS="ckpt=outputs/<run>/checkpoints/best.ckpt metric_names=[fid50k_full]"
 evaluate: $(STAMP)

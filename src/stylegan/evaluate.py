@@ -27,6 +27,7 @@ from .networks import Generator
 from .official import OfficialWeightsError, load_official
 from .utils.atomic import atomic_open
 from .utils.config_dir import config_dir
+from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 def _maybe_instantiate(value: Any) -> Any:
     return instantiate(value) if isinstance(value, DictConfig) and "_target_" in value else value
+
+
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")

@@ -21,6 +21,7 @@ from .metrics.extractors import MetricSetupError
 from .official import OfficialWeightsError
 from .training import AtomicCheckpointIO, tracking
 from .utils.config_dir import config_dir
+from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
 BAD_INPUT = (DatasetError, OfficialWeightsError, MetricSetupError, tracking.TrackingError)
@@ -68,6 +69,9 @@ def train(cfg: DictConfig) -> float | None:
     tracking.close_loggers(loggers, failed=False)
     tracking.write_status(out, "completed", info, kimg=model.cur_nimg / 1000, optimized_metric=value)
     return value
+
+
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")

@@ -1,0 +1,145 @@
+"""Read a sweep folder back: every job's overrides, status and logged scalars (CSV logs; no network, no W&B).
+
+A job is a sub-folder with ``.hydra/overrides.yaml`` (Hydra writes it for each multirun job). Its status comes
+from ``status.json`` (``stylegan-train`` writes it: running / completed / failed with the error); a job that never
+finished (killed, preempted, still running) is ``unfinished``. Scalars come from the CSV logger's ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ReportError(ValueError):
+    """A folder that is not a sweep, or a metric that no job logged; reported as one line."""
+
+
+@dataclass
+class Job:
+    path: Path
+    num: int
+    overrides: dict[str, str]
+    status: str  # completed | failed | unfinished
+    error: str | None = None
+    curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # column -> [(kimg, value)]
+
+    def last(self, column: str) -> float:
+        points = self.curves.get(column)
+        return points[-1][1] if points else math.nan
+
+    def best(self, column: str) -> float:
+        values = [v for _, v in self.curves.get(column, []) if math.isfinite(v)]
+        if not values:
+            return math.nan
+        return max(values) if higher_is_better(column) else min(values)
+
+    @property
+    def kimg(self) -> float:
+        return max((k for points in self.curves.values() for k, _ in points), default=math.nan)
+
+
+def higher_is_better(column: str) -> bool:
+    name = column.rsplit("/", 1)[-1]
+    return any(word in name for word in ("precision", "recall", "img_per_sec")) or name.startswith("is")
+
+
+def _overrides(path: Path) -> dict[str, str]:
+    items = yaml.safe_load(path.read_text()) or []
+    out = {}
+    for item in items:
+        key, _, value = str(item).partition("=")
+        if not key.lstrip("+~").startswith("hydra."):
+            out[key] = value
+    return out
+
+
+def _curves(job_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    files = sorted(p for p in job_dir.rglob("metrics.csv") if "wandb" not in p.parts)
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for path in files[:1]:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                try:
+                    kimg = float(row.get("kimg") or "nan")
+                except ValueError:
+                    kimg = math.nan
+                for key, text in row.items():
+                    if key in ("epoch", "step", "kimg") or text in ("", None):
+                        continue
+                    try:
+                        curves.setdefault(key, []).append((kimg, float(text)))
+                    except ValueError:
+                        continue
+    return curves
+
+
+def _status(job_dir: Path) -> tuple[str, str | None, int | None]:
+    path = job_dir / "status.json"
+    if not path.is_file():
+        return "unfinished", None, None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return "unfinished", None, None
+    status = record.get("status")
+    return (status if status in ("completed", "failed") else "unfinished"), record.get("error"), record.get("job_num")
+
+
+def load_sweep(sweep_dir: str | Path) -> list[Job]:
+    """The jobs of ``sweep_dir`` in job order."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise ReportError(f"{root} is not a folder: pass a multirun folder (e.g. multirun/<date>_<time>)")
+    jobs = []
+    for overrides in sorted(root.glob("**/.hydra/overrides.yaml")):
+        job_dir = overrides.parent.parent
+        if job_dir == root and any(root.glob("*/.hydra/overrides.yaml")):
+            continue
+        status, error, num = _status(job_dir)
+        if num is None:
+            num = int(job_dir.name) if job_dir.name.isdigit() else len(jobs)
+        jobs.append(Job(job_dir, num, _overrides(overrides), status, error, _curves(job_dir)))
+    if not jobs:
+        raise ReportError(f"{root} holds no Hydra job folders (<job>/.hydra/overrides.yaml): pass the folder a "
+                          "`stylegan-train -m ...` sweep wrote, e.g. multirun/<date>_<time>")
+    return sorted(jobs, key=lambda j: j.num)
+
+
+def factors(jobs: list[Job]) -> list[str]:
+    """Override keys whose value differs between jobs, in command-line order."""
+    keys: list[str] = []
+    for job in jobs:
+        keys += [k for k in job.overrides if k not in keys]
+    return [k for k in keys if len({job.overrides.get(k) for job in jobs}) > 1]
+
+
+def metric_columns(jobs: list[Job]) -> list[str]:
+    columns: list[str] = []
+    for job in jobs:
+        columns += [c for c in job.curves if c.startswith("metrics/") and c not in columns]
+    return columns
+
+
+def default_metric(jobs: list[Job]) -> str:
+    """The first FID-like metric logged, else the first metric, else seconds per kimg."""
+    columns = metric_columns(jobs)
+    fid = [c for c in columns if c.split("/", 1)[1].startswith(("fid", "fd"))]
+    return (fid or columns or ["timing/sec_per_kimg"])[0]
+
+
+def resolve_metric(jobs: list[Job], name: str | None) -> str:
+    if name is None:
+        return default_metric(jobs)
+    logged = sorted({c for job in jobs for c in job.curves})
+    for candidate in (name, f"metrics/{name}"):
+        if candidate in logged:
+            return candidate
+    if all(job.status == "failed" for job in jobs):
+        return name
+    raise ReportError(f"--metric {name} was not logged by any job; logged: {', '.join(logged) or 'nothing'}")
