@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylegan.utils.resolvers import register
+
+register()  # ${sg.*} resolvers of conf/, for tests that compose the configs
+
 OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
 
 

@@ -42,12 +42,17 @@ def test_every_network_choice_composes(g_arch, d_arch, style):
     assert img.shape == (4, 1, 32, 32) and D(img).shape == (4, 1)
 
 
-def test_paper_defaults_without_the_demo_experiment():
-    cfg = _compose(["~experiment"])
-    g = cfg.model.generator
-    assert (g.z_dim, g.w_dim, g.channel_base, g.channel_max, g.mapping_kwargs.num_layers) == (512, 512, 32768, 512, 8)
-    assert (cfg.loss.r1_gamma, cfg.loss.pl_weight, cfg.loss.style_mixing_prob) == (10.0, 2.0, 0.9)
-    assert (cfg.loss.g_reg_interval, cfg.loss.d_reg_interval) == (4, 16)
+@pytest.mark.parametrize("resolution,channel_base", [(32, 16384), (256, 16384), (512, 32768), (1024, 32768)])
+def test_the_default_is_the_papers_stylegan2_sized_by_resolution(resolution, channel_base):
+    """No experiment: config F's G and D (skip/resnet, demodulation, 8 mapping layers, lazy R1 + path length,
+    mixing 0.9), with the official 'auto' size: channel_base 32768 from 512 px up, else 16384."""
+    cfg = _compose(["data=folder", "data.source=x", f"data.resolution={resolution}"])
+    g, d = cfg.model.generator, cfg.model.discriminator
+    assert (g.z_dim, g.w_dim, g.channel_max, g.mapping_kwargs.num_layers, g.style_block) == (512, 512, 512, 8, "demod")
+    assert (g.architecture, d.architecture, g.channel_base, d.channel_base) == ("skip", "resnet", channel_base,
+                                                                                channel_base)
+    assert (cfg.loss.r1_gamma, cfg.loss.pl_weight, cfg.loss.style_mixing_prob, cfg.loss.lazy) == (10.0, 2.0, 0.9, True)
+    assert (cfg.loss.g_reg_interval, cfg.loss.d_reg_interval, cfg.total_kimg) == (4, 16, 25000)
 
 
 def _run(tmp: Path, *overrides: str, wait: bool = True):

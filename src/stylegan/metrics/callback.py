@@ -108,7 +108,7 @@ class MetricsCallback(L.Callback):
         self.history.append({"kimg": kimg, **values})
         logged = {f"metrics/{k}": v for k, v in values.items()}
         # what self.log would do, also from on_train_end: ModelCheckpoint, EarlyStopping and sweepers see them
-        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
+        trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float64) for k, v in logged.items()})
         if trainer.is_global_zero:
             log.info("kimg %g: %s", kimg, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
             for logger in trainer.loggers:

@@ -1,0 +1,172 @@
+"""Real Hydra multiruns of ``stylegan.train``: one W&B run per job (offline) with its resolved config, the sweep
+report against the values each job logged, a failing job that does not stop the sweep, DDP jobs inside a
+multirun, and an Optuna search optimising a logged metric."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wandb_records import records
+
+ROOT = Path(__file__).resolve().parents[1]
+PIX = "{_target_:metrics_testing.PixelFeatures}"
+FD = "metrics/fd64_full@pixproj"
+QUICK = ["experiment=smoke", "total_kimg=0.016", "data.max_images=128", "callbacks.progress.refresh_rate=0"]
+METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.metrics.feature_extractor={PIX}",
+          "callbacks.metrics.batch_size=32", "callbacks.metrics.progress=false",
+          "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    return {**env, "PYTHONHASHSEED": "0", "WANDB_MODE": "offline", **extra}
+
+
+def sweep(sweep_dir: Path, *overrides: str, code: int = 0, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "stylegan.train", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    out = subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=600, cwd=sweep_dir.parent)
+    assert out.returncode == code, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+def logged_last(job: Path, column: str) -> float:
+    """The last value of ``column`` in a job's CSV log, read independently of stylegan.report."""
+    with open(job / "csv" / "metrics.csv") as f:
+        values = [r[column] for r in csv.DictReader(f) if r.get(column)]
+    return float(values[-1])
+
+
+def wandb_run(job: Path):
+    (path,) = job.glob("wandb/offline-run-*/run-*.wandb")
+    recs = records(path)
+    run = next(r.run for r in recs if r.WhichOneof("record_type") == "run")
+    config = {i.key: json.loads(i.value_json) for r in recs if r.WhichOneof("record_type") == "config"
+              for i in r.config.update}
+    exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
+    return run, config, exits
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("grid") / "sweep"
+    sweep(root, *QUICK, *METRIC, "logger=[csv,wandb]", "model/generator=orig,skip", "model/discriminator=orig,resnet")
+    return root
+
+
+def test_every_job_is_its_own_wandb_run_with_its_config(grid):
+    jobs = sorted(p for p in grid.iterdir() if (p / ".hydra").is_dir())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    seen = set()
+    for job in jobs:
+        run, config, exits = wandb_run(job)
+        g, d = config["model"]["generator"]["architecture"], config["model"]["discriminator"]["architecture"]
+        seen.add((g, d))
+        assert run.display_name == f"model/generator={g} model/discriminator={d}"
+        assert run.run_group == grid.name and run.job_type == "train"
+        assert config["run"]["git_commit"] and config["paths"]["output_dir"] == str(job)
+        assert config["loss"]["r1_gamma"] == 0.1 and exits == [0]  # the whole resolved config; finished cleanly
+        assert json.loads((job / "status.json").read_text())["status"] == "completed"
+        hparams = yaml.safe_load((job / "csv" / "hparams.yaml").read_text())
+        assert hparams["model"]["generator"]["architecture"] == g
+    assert seen == {("orig", "orig"), ("orig", "resnet"), ("skip", "orig"), ("skip", "resnet")}
+
+
+def test_sweep_report_is_the_grid_of_logged_values(grid):
+    """Written when the sweep ended; its CSV cells equal each job's last logged metric, the grid marks the best."""
+    with open(grid / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    logged = {}
+    for r in rows:
+        value = logged_last(grid / r["job"], FD)
+        assert float(r[FD]) == value
+        logged[(r["model/generator"], r["model/discriminator"])] = value
+    md = (grid / "report.md").read_text()
+    assert "rows `model/generator`, columns `model/discriminator`" in md
+    best = min(logged.values())
+    grid_lines = [line for line in md.splitlines() if line.startswith("| **orig**") or line.startswith("| **skip**")]
+    assert len(grid_lines) == 2
+    for line in grid_lines:
+        g = line.split("|")[1].strip().strip("*")
+        cells = [c.strip() for c in line.split("|")[2:4]]
+        for d, cell in zip(["orig", "resnet"], cells, strict=True):
+            assert float(cell.strip("*")) == pytest.approx(logged[(g, d)], rel=1e-3)
+            assert cell.startswith("**") == (logged[(g, d)] == best)
+    assert (grid / "report.png").stat().st_size > 10_000
+
+
+def test_report_command_reads_the_same_sweep(grid, tmp_path):
+    out = subprocess.run([str(Path(sys.executable).parent / "stylegan-report"), str(grid), "--metric",
+                          "timing/sec_per_kimg", "--no-plot"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "## timing/sec_per_kimg: rows `model/generator`" in out.stdout
+    bad = subprocess.run([str(Path(sys.executable).parent / "stylegan-report"), str(grid), "--metric", "fid50k"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("stylegan-report: error: --metric fid50k was not logged")
+
+
+def test_a_failing_job_is_logged_and_the_sweep_goes_on(tmp_path):
+    root = tmp_path / "sweep"
+    out = sweep(root, *QUICK, "logger=wandb", "ckpt_path=null,/no/such.ckpt", code=1)
+    line = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
+    assert line and "1 of 2 sweep jobs failed (job 1: FileNotFoundError: checkpoint not found" in line[0]
+    ok, failed = (json.loads((root / job / "status.json").read_text()) for job in ("0", "1"))
+    assert ok["status"] == "completed" and failed["status"] == "failed"
+    assert failed["error"] == "FileNotFoundError: checkpoint not found: /no/such.ckpt"
+    assert wandb_run(root / "0")[2] == [0] and wandb_run(root / "1")[2] == [1]  # two runs, the failed one closed
+    assert wandb_run(root / "1")[0].display_name == "ckpt_path=/no/such.ckpt"
+    with open(root / "report.csv") as f:
+        rows = {r["job"]: r for r in csv.DictReader(f)}
+    assert rows["0"]["status"] == "completed" and rows["1"]["status"] == "failed"
+    assert rows["1"]["error"] == failed["error"]
+    assert "## Failed and unfinished jobs" in (root / "report.md").read_text()
+
+
+def test_ddp_jobs_in_a_multirun_run_once_each(tmp_path):
+    """Lightning re-launches rank 1 with the command line: inside ``-m`` that must be this job, in its folder."""
+    root = tmp_path / "sweep"
+    out = sweep(root, *QUICK, "trainer=ddp_sim", "logger=csv", "model/generator=orig,skip")
+    text = out.stdout + out.stderr
+    assert text.count("Launching 2 jobs locally") == 1 and text.count("\t#1 : ") == 1
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["0", "1"]
+    for job in ("0", "1"):
+        assert (root / job / "train_ddp_process_1.log").is_file()  # rank 1 ran inside this job's folder
+        status = json.loads((root / job / "status.json").read_text())
+        assert status["status"] == "completed" and status["kimg"] == 0.016
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_optuna_search_minimises_the_logged_metric(tmp_path):
+    root = tmp_path / "sweep"
+    sweep(root, *QUICK, *METRIC, "logger=csv", "hparams_search=optuna", f"optimized_metric={FD}",
+          "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
+    jobs = sorted(p for p in root.iterdir() if (p / ".hydra").is_dir())
+    values = [logged_last(job, FD) for job in jobs]
+    assert len(values) == 2 and all(math.isfinite(v) for v in values)
+    gammas = [yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["loss"]["r1_gamma"] for job in jobs]
+    assert all(0.01 <= g <= 100 for g in gammas) and gammas[0] != gammas[1]  # sampled by the sweeper
+    result = yaml.safe_load((root / "optimization_results.yaml").read_text())
+    assert result["best_value"] == pytest.approx(min(values))
+    assert json.loads((jobs[values.index(min(values))] / "status.json").read_text())["optimized_metric"] == min(values)
+
+
+def test_wandb_without_key_or_offline_mode_is_one_line(tmp_path):
+    env = {k: v for k, v in _env(HOME=str(tmp_path)).items() if not k.startswith("WANDB")}
+    out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=wandb",
+                          f"hydra.run.dir={tmp_path / 'run'}"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    (line,) = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
+    assert "logger.wandb: no W&B API key" in line and "WANDB_MODE=offline" in line
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
