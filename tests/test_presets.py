@@ -101,3 +101,16 @@ def test_optuna_preset_searches_gamma_and_learning_rates():
     assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
     assert set(cfg.hydra.sweeper.params) == {"loss.r1_gamma", "model.optim.g_lr", "model.optim.d_lr"}
     assert cfg.optimized_metric == "metrics/fid50k_full"
+
+
+def test_slurm_launcher_follows_the_trainer():
+    cfg = _compose(["cluster=slurm", "trainer.num_nodes=2", "trainer.devices=4", "hydra.launcher.partition=gpu"],
+                   hydra=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)  # one task per GPU
+    assert launcher.partition == "gpu" and launcher.max_num_timeout > 0  # requeued after preemption
+    assert cfg.trainer.strategy == "ddp_find_unused_parameters_true" and cfg.ckpt_path == "auto"
+    from hydra.utils import get_class
+
+    assert get_class(launcher._target_).__name__ == "SlurmLauncher"  # the plugin is importable

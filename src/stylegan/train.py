@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -41,6 +42,17 @@ def _optimized_value(trainer: L.Trainer, name: str | None) -> float | None:
     return float(trainer.callback_metrics[name])
 
 
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """``ckpt_path``; ``auto``: the run folder's own ``last.ckpt`` if one was written (preempted, requeued)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt != "auto":
+        return ckpt
+    dirpath = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or f"{cfg.paths.output_dir}/checkpoints"
+    last = Path(dirpath) / "last.ckpt"
+    log.info("ckpt_path=auto: %s", f"resuming from {last}" if last.is_file() else "no last.ckpt, starting fresh")
+    return str(last) if last.is_file() else None
+
+
 def train(cfg: DictConfig) -> float | None:
     """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns ``cfg.optimized_metric``'s
     value (None when it is not set)."""
@@ -60,7 +72,7 @@ def train(cfg: DictConfig) -> float | None:
         tracking.log_hyperparameters(trainer.loggers, cfg, info)
         log.info("output directory: %s", out)
         with tracking.ddp_job_in_sweep(out):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint_to_resume(cfg))
         value = _optimized_value(trainer, cfg.get("optimized_metric"))
     except BaseException as e:
         tracking.close_loggers(loggers, failed=True)

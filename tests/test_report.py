@@ -1,0 +1,95 @@
+"""``stylegan.report`` on a sweep folder laid out as stylegan-train writes one (Hydra job folders, CSV logs,
+status.json), with known values: seeds averaged per cell, unfinished and failed jobs marked, never dropped."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from stylegan.report import ReportError, write_report
+from stylegan.report.__main__ import main
+
+FD = "metrics/fid50k_full"
+
+
+def _job(root: Path, num: int, overrides: list[str], values: list[float], status: str | None) -> None:
+    job = root / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job / "csv").mkdir()
+    with open(job / "csv" / "metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "kimg", "loss/D", "step", FD, "timing/sec_per_kimg"])
+        for i, v in enumerate(values):
+            w.writerow([0, 0.5 * i + 0.25, 1.0, 10 * i, "", 3.0 + num])  # a training row
+            w.writerow(["", 0.5 * (i + 1), "", 10 * i + 5, v, ""])  # a metric row
+    if status:
+        record = {"status": status, "job_num": num, **({"error": "ValueError: boom"} if status == "failed" else {})}
+        (job / "status.json").write_text(json.dumps(record))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> tuple[Path, dict]:
+    """2 G archs x 2 gammas x 2 seeds; the last job is unfinished (running when killed), one failed."""
+    root = tmp_path / "sweep"
+    finals = {}
+    for num, (g, gamma, seed) in enumerate(itertools.product(["orig", "skip"], ["1", "10"], ["0", "1"])):
+        values = [50.0 - num, 40.0 - 2 * num + 0.5 * int(seed)]
+        status = {7: "running", 5: "failed"}.get(num, "completed")
+        _job(root, num, ["experiment=tiny", f"model/generator={g}", f"loss.r1_gamma={gamma}", f"seed={seed}"],
+             values, status)
+        finals[(g, gamma, seed)] = (values[-1], "unfinished" if status == "running" else status)
+    return root, finals
+
+
+def test_cells_average_the_finished_seeds_and_mark_the_rest(sweep):
+    root, finals = sweep
+    report = write_report(root, "fid50k_full", rows="model/generator", cols="loss.r1_gamma", plot=False)
+    assert report.metric == FD and report.factors == ["model/generator", "loss.r1_gamma", "seed"]
+    assert [j.num for j in report.failed] == [5] and [j.num for j in report.unfinished] == [7]
+    md = report.paths["md"].read_text()
+    means = {}
+    for g, gamma in itertools.product(["orig", "skip"], ["1", "10"]):
+        done = [finals[(g, gamma, s)][0] for s in "01" if finals[(g, gamma, s)][1] == "completed"]
+        means[(g, gamma)] = (statistics.fmean(done), statistics.stdev(done) if len(done) > 1 else None)
+    best = min(m for m, _ in means.values())
+    for g in ("orig", "skip"):
+        (line,) = [x for x in md.splitlines() if x.startswith(f"| **{g}** |")]
+        cells = [c.strip() for c in line.split("|")[2:4]]
+        for gamma, cell in zip(["1", "10"], cells, strict=True):
+            mean, std = means[(g, gamma)]
+            text = f"{mean:.4g}" if std is None else f"{mean:.4g} ± {std:.4g} (n=2)"
+            assert cell.strip("*").startswith(text), (cell, text)
+            assert cell.startswith("**") == (mean == best)
+    assert "(1 failed)" in md and "(1 unfinished)" in md
+    assert "- job 5 (model/generator=skip loss.r1_gamma=1 seed=1): failed: ValueError: boom" in md
+    assert "- job 7 (model/generator=skip loss.r1_gamma=10 seed=1): unfinished at kimg 1" in md
+
+
+def test_csv_has_every_job_with_its_last_value(sweep):
+    root, finals = sweep
+    write_report(root, plot=False)  # default metric: the FID column
+    with open(root / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8
+    for r in rows:
+        value, status = finals[(r["model/generator"], r["loss.r1_gamma"], r["seed"])]
+        assert (float(r[FD]), r["status"], float(r["kimg"])) == (value, status, 1.0)
+        assert float(r["timing/sec_per_kimg"]) == 3.0 + int(r["job"])
+
+
+def test_one_line_errors(sweep, tmp_path, capsys):
+    root, _ = sweep
+    with pytest.raises(ReportError, match="--rows seedx is not a swept override; swept: model/generator"):
+        write_report(root, rows="seedx", cols="seed", plot=False)
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stylegan-report: error: ") and "holds no Hydra job folders" in err
+    assert main([str(tmp_path / "missing")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
