@@ -18,3 +18,14 @@ OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resne
 def ref() -> dict:
     """The official dump; treat as read-only (tests that modify it deep-copy first)."""
     return torch.load(OFFICIAL_FIXTURE, map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory) -> Path:
+    """A real 2x2 sweep (G orig/skip x D orig/resnet) of tiny runs with a test metric, logged to CSV and W&B offline;
+    shared by the sweep, report and notebook tests."""
+    from sweeping import METRIC, QUICK, sweep
+
+    root = tmp_path_factory.mktemp("grid") / "sweep"
+    sweep(root, *QUICK, *METRIC, "logger=[csv,wandb]", "model/generator=orig,skip", "model/discriminator=orig,resnet")
+    return root

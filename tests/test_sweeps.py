@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,53 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wandb_records import records
-
-ROOT = Path(__file__).resolve().parents[1]
-PIX = "{_target_:metrics_testing.PixelFeatures}"
-FD = "metrics/fd64_full@pixproj"
-QUICK = ["experiment=smoke", "total_kimg=0.016", "data.max_images=128", "callbacks.progress.refresh_rate=0"]
-METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.metrics.feature_extractor={PIX}",
-          "callbacks.metrics.batch_size=32", "callbacks.metrics.progress=false",
-          "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
-    return {**env, "PYTHONHASHSEED": "0", "WANDB_MODE": "offline", **extra}
-
-
-def sweep(sweep_dir: Path, *overrides: str, code: int = 0, env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "stylegan.train", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
-    out = subprocess.run(cmd, env=env or _env(), capture_output=True, text=True, timeout=600, cwd=sweep_dir.parent)
-    assert out.returncode == code, out.stdout[-2000:] + out.stderr[-4000:]
-    return out
-
-
-def logged_last(job: Path, column: str) -> float:
-    """The last value of ``column`` in a job's CSV log, read independently of stylegan.report."""
-    with open(job / "csv" / "metrics.csv") as f:
-        values = [r[column] for r in csv.DictReader(f) if r.get(column)]
-    return float(values[-1])
-
-
-def wandb_run(job: Path):
-    (path,) = job.glob("wandb/offline-run-*/run-*.wandb")
-    recs = records(path)
-    run = next(r.run for r in recs if r.WhichOneof("record_type") == "run")
-    config = {i.key: json.loads(i.value_json) for r in recs if r.WhichOneof("record_type") == "config"
-              for i in r.config.update}
-    exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
-    return run, config, exits
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("grid") / "sweep"
-    sweep(root, *QUICK, *METRIC, "logger=[csv,wandb]", "model/generator=orig,skip", "model/discriminator=orig,resnet")
-    return root
+from sweeping import FD, METRIC, QUICK, logged_last, run_env, sweep, wandb_run
 
 
 def test_every_job_is_its_own_wandb_run_with_its_config(grid):
@@ -107,6 +61,7 @@ def test_sweep_report_is_the_grid_of_logged_values(grid):
 
 
 def test_report_command_reads_the_same_sweep(grid, tmp_path):
+    grid = Path(shutil.copytree(grid, tmp_path / "copy"))  # the shared sweep's own report stays as written
     out = subprocess.run([str(Path(sys.executable).parent / "stylegan-report"), str(grid), "--metric",
                           "timing/sec_per_kimg", "--no-plot"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -163,7 +118,7 @@ def test_optuna_search_minimises_the_logged_metric(tmp_path):
 
 
 def test_wandb_without_key_or_offline_mode_is_one_line(tmp_path):
-    env = {k: v for k, v in _env(HOME=str(tmp_path)).items() if not k.startswith("WANDB")}
+    env = {k: v for k, v in run_env(HOME=str(tmp_path)).items() if not k.startswith("WANDB")}
     out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=wandb",
                           f"hydra.run.dir={tmp_path / 'run'}"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "Traceback" not in out.stderr

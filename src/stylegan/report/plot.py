@@ -1,4 +1,4 @@
-"""``report.png``: the metric against kimg for every job, and the two-factor grid as a heatmap (matplotlib, Agg)."""
+"""``report.png``: the metric against kimg for every job, and the two-factor grid as a heatmap (matplotlib)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from .tables import fmt, grid
 
 
 def plot(jobs: list[Job], column: str, keys: list[str], reduce: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (e.g. a notebook's) stays as it is
 
     two = len(keys) == 2
-    fig, axes = plt.subplots(1, 2 if two else 1, figsize=(12 if two else 7, 4.5), squeeze=False)
+    fig = Figure(figsize=(12 if two else 7, 4.5))
+    axes = fig.subplots(1, 2 if two else 1, squeeze=False)
     ax = axes[0, 0]
     for job in jobs:
         points = [(k, v) for k, v in job.curves.get(column, []) if math.isfinite(k) and math.isfinite(v)]
@@ -52,5 +50,4 @@ def plot(jobs: list[Job], column: str, keys: list[str], reduce: str, path: Path)
     fig.tight_layout()
     with atomic_open(path) as f:
         fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
     return path

@@ -1,0 +1,51 @@
+"""Helpers for tests that run real ``stylegan-train -m`` sweeps (importable with tests/ on the path)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wandb_records import records
+
+ROOT = Path(__file__).resolve().parents[1]
+PIX = "{_target_:metrics_testing.PixelFeatures}"
+FD = "metrics/fd64_full@pixproj"
+QUICK = ["experiment=smoke", "total_kimg=0.016", "data.max_images=128", "callbacks.progress.refresh_rate=0"]
+METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.metrics.feature_extractor={PIX}",
+          "callbacks.metrics.batch_size=32", "callbacks.metrics.progress=false",
+          "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
+    return {**env, "PYTHONHASHSEED": "0", "WANDB_MODE": "offline", **extra}
+
+
+def sweep(sweep_dir: Path, *overrides: str, code: int = 0, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "stylegan.train", "-m", f"hydra.sweep.dir={sweep_dir}", *overrides]
+    out = subprocess.run(cmd, env=env or run_env(), capture_output=True, text=True, timeout=600, cwd=sweep_dir.parent)
+    assert out.returncode == code, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+def logged_last(job: Path, column: str) -> float:
+    """The last value of ``column`` in a job's CSV log, read independently of stylegan.report."""
+    with open(job / "csv" / "metrics.csv") as f:
+        values = [r[column] for r in csv.DictReader(f) if r.get(column)]
+    return float(values[-1])
+
+
+def wandb_run(job: Path):
+    (path,) = job.glob("wandb/offline-run-*/run-*.wandb")
+    recs = records(path)
+    run = next(r.run for r in recs if r.WhichOneof("record_type") == "run")
+    config = {i.key: json.loads(i.value_json) for r in recs if r.WhichOneof("record_type") == "config"
+              for i in r.config.update}
+    exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
+    return run, config, exits
