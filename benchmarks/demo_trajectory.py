@@ -25,7 +25,8 @@ from mnist_judge import judge
 def train(run: Path, kimg: float, overrides: list[str]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
     every = max(kimg / 10, 1)
-    cmd = [sys.executable, "-m", "stylegan.train", f"hydra.run.dir={run}", f"total_kimg={kimg}", "logger=none",
+    cmd = [sys.executable, "-m", "stylegan.train", "experiment=mnist_demo", f"hydra.run.dir={run}",
+           f"total_kimg={kimg}", "logger=none",
            "callbacks.progress.refresh_rate=0", f"callbacks.checkpoint.every_kimg={every}",
            "callbacks.checkpoint.keep_snapshots=true", *overrides]
     subprocess.run(cmd, env=env, check=True)

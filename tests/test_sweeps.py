@@ -125,3 +125,20 @@ def test_wandb_without_key_or_offline_mode_is_one_line(tmp_path):
     (line,) = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
     assert "logger.wandb: no W&B API key" in line and "WANDB_MODE=offline" in line
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
+
+
+def test_tensorboard_logger_gets_scalars_grids_and_hparams(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=[csv,tensorboard]",
+                          f"hydra.run.dir={tmp_path}"], env=run_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss/G", "loss/D", "kimg"} <= set(tags["scalars"]) and "samples/fakes" in tags["images"]
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        logged = [float(r["loss/G"]) for r in csv.DictReader(f) if r.get("loss/G")]
+    assert [e.value for e in events.Scalars("loss/G")] == pytest.approx(logged)  # the same values as the CSV log
+    hparams = (tmp_path / "tensorboard" / "hparams.yaml").read_text()
+    assert "architecture: skip" in hparams and "git_commit:" in hparams
