@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from sweeping import FD, METRIC, QUICK, logged_last, run_env, sweep, wandb_run
+from wandb_records import records
 
 
 def test_every_job_is_its_own_wandb_run_with_its_config(grid):
@@ -73,19 +75,23 @@ def test_report_command_reads_the_same_sweep(grid, tmp_path):
 
 
 def test_a_failing_job_is_logged_and_the_sweep_goes_on(tmp_path):
+    """Job 1 diverges (lr 1e30) and stops on NaN after its loggers started; jobs 2-3 (a bad value) fail before."""
     root = tmp_path / "sweep"
-    out = sweep(root, *QUICK, "logger=wandb", "ckpt_path=null,/no/such.ckpt", code=1)
+    out = sweep(root, *QUICK, "logger=wandb", "model.nan_policy=stop", "loss.style_mixing_prob=0.5,7",
+                "model.optim.g_lr=0.002,1e30", code=1)
     line = [x for x in out.stderr.splitlines() if x.startswith("stylegan-train: error:")]
-    assert line and "1 of 2 sweep jobs failed (job 1: FileNotFoundError: checkpoint not found" in line[0]
-    ok, failed = (json.loads((root / job / "status.json").read_text()) for job in ("0", "1"))
-    assert ok["status"] == "completed" and failed["status"] == "failed"
-    assert failed["error"] == "FileNotFoundError: checkpoint not found: /no/such.ckpt"
+    assert line and "3 of 4 sweep jobs failed (job 1: FloatingPointError: non-finite loss" in line[0]
+    status = {job: json.loads((root / job / "status.json").read_text()) for job in "0123"}
+    assert [status[j]["status"] for j in "0123"] == ["completed", "failed", "failed", "failed"]
+    assert status["1"]["error"].startswith("FloatingPointError: non-finite loss or gradient in phase")
+    assert status["2"]["error"] == "loss.style_mixing_prob must be in [0, 1], got 7"
     assert wandb_run(root / "0")[2] == [0] and wandb_run(root / "1")[2] == [1]  # two runs, the failed one closed
-    assert wandb_run(root / "1")[0].display_name == "ckpt_path=/no/such.ckpt"
+    assert wandb_run(root / "1")[0].display_name == "loss.style_mixing_prob=0.5 model.optim.g_lr=1e+30"
+    assert not (root / "2" / "wandb").exists()  # refused before any logger started
     with open(root / "report.csv") as f:
         rows = {r["job"]: r for r in csv.DictReader(f)}
-    assert rows["0"]["status"] == "completed" and rows["1"]["status"] == "failed"
-    assert rows["1"]["error"] == failed["error"]
+    assert [rows[j]["status"] for j in "0123"] == ["completed", "failed", "failed", "failed"]
+    assert rows["2"]["error"] == status["2"]["error"]
     assert "## Failed and unfinished jobs" in (root / "report.md").read_text()
 
 
@@ -142,3 +148,23 @@ def test_tensorboard_logger_gets_scalars_grids_and_hparams(tmp_path):
     assert [e.value for e in events.Scalars("loss/G")] == pytest.approx(logged)  # the same values as the CSV log
     hparams = (tmp_path / "tensorboard" / "hparams.yaml").read_text()
     assert "architecture: skip" in hparams and "git_commit:" in hparams
+
+
+def test_ckpt_path_auto_resumes_the_run_and_its_wandb_run(tmp_path):
+    """``ckpt_path=auto`` (what a requeued SLURM job uses): fresh when the run folder has no last.ckpt, else resume,
+    continuing the same W&B run."""
+    def train(kimg: float) -> None:
+        out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=[csv,wandb]", "ckpt_path=auto",
+                              f"total_kimg={kimg}", f"hydra.run.dir={tmp_path}"], env=run_env(), capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+
+    train(0.016)
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]["iteration"] == 2
+    train(0.032)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]
+    assert (state["iteration"], state["cur_nimg"]) == (4, 32)  # continued from iteration 2, not restarted
+    runs = sorted(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 2
+    first, second = (next(r.run for r in records(p) if r.WhichOneof("record_type") == "run") for p in runs)
+    assert first.run_id == second.run_id == json.loads((tmp_path / "status.json").read_text())["wandb_id"]

@@ -140,11 +140,3 @@ def test_console_scripts_find_the_configs_from_any_directory(tmp_path, script, a
     assert out.returncode == 2, out.stderr[-2000:]
     assert expected in out.stderr and "Traceback" not in out.stderr
 
-
-def test_ckpt_path_auto_resumes_the_runs_own_last_checkpoint(tmp_path):
-    """``ckpt_path=auto`` (what a requeued SLURM job uses): fresh when the run folder has no last.ckpt, else resume."""
-    _run(tmp_path, "total_kimg=0.016", "ckpt_path=auto")
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]["iteration"] == 2
-    _run(tmp_path, "total_kimg=0.032", "ckpt_path=auto")
-    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]
-    assert (state["iteration"], state["cur_nimg"]) == (4, 32)  # continued from iteration 2, not restarted

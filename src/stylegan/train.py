@@ -9,23 +9,38 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .data import DatasetError
 from .metrics.extractors import MetricSetupError
 from .official import OfficialWeightsError
-from .training import AtomicCheckpointIO, tracking
+from .training import AtomicCheckpointIO, preflight, tracking
 from .utils.config_dir import config_dir
 from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
-BAD_INPUT = (DatasetError, OfficialWeightsError, MetricSetupError, tracking.TrackingError)
+BAD_INPUT = (DatasetError, OfficialWeightsError, MetricSetupError, tracking.TrackingError, preflight.ConfigError)
+
+
+def bad_input_line(e: BaseException) -> str | None:
+    """The one-line message for bad input, also when Hydra's instantiate wraps the project's ValueError ("Error in
+    call to target ..."): then prefixed with the config key. None: not bad input (a bug: keep the traceback)."""
+    if isinstance(e, BAD_INPUT):
+        return str(e)
+    if isinstance(e, InstantiationException) and isinstance(e.__cause__, ValueError):
+        key, cause = re.search(r"full_key: (\S+)", str(e)), str(e.__cause__)
+        # "loss.x must ..." already names model.loss
+        named = key is None or cause.startswith(key.group(1).rsplit(".", 1)[-1] + ".")
+        return cause if named else f"{key.group(1)}: {cause}"
+    return None
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -58,6 +73,7 @@ def train(cfg: DictConfig) -> float | None:
     value (None when it is not set)."""
     info = tracking.job_info()
     out = cfg.paths.output_dir
+    previous = tracking.read_status(out)
     tracking.write_status(out, "running", info)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
@@ -65,18 +81,24 @@ def train(cfg: DictConfig) -> float | None:
     try:
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
+        ckpt_path = checkpoint_to_resume(cfg)
+        preflight.check_run(cfg.total_kimg, cfg.data.get("batch_size"), model)
+        preflight.check_resume(ckpt_path, model)
         callbacks = _instantiate_all(cfg.get("callbacks"))
-        loggers = tracking.build_loggers(cfg.get("logger"), info)
+        resumed_id = previous.get("wandb_id") if ckpt_path else None  # a resumed run continues its W&B run
+        loggers = tracking.build_loggers(cfg.get("logger"), info, resumed_id)
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                               plugins=[AtomicCheckpointIO()])
         tracking.log_hyperparameters(trainer.loggers, cfg, info)
+        tracking.write_status(out, "running", info, wandb_id=tracking.wandb_id(trainer.loggers))
         log.info("output directory: %s", out)
         with tracking.ddp_job_in_sweep(out):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint_to_resume(cfg))
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         value = _optimized_value(trainer, cfg.get("optimized_metric"))
     except BaseException as e:
         tracking.close_loggers(loggers, failed=True)
-        tracking.write_status(out, "failed", info, error=f"{type(e).__name__}: {e}".splitlines()[0][:1000])
+        error = bad_input_line(e) or f"{type(e).__name__}: {e}"
+        tracking.write_status(out, "failed", info, error=error.splitlines()[0][:1000] if error.strip() else repr(e))
         raise
     tracking.close_loggers(loggers, failed=False)
     tracking.write_status(out, "completed", info, kimg=model.cur_nimg / 1000, optimized_metric=value)
@@ -92,17 +114,18 @@ def main(cfg: DictConfig) -> float | None:
     multirun = tracking.job_info().multirun
     try:
         return train(cfg)
-    except BAD_INPUT as e:  # bad input: one line, no traceback
-        if multirun:
-            log.error("job failed: %s", e)
+    except Exception as e:
+        line = bad_input_line(e)
+        if multirun:  # the sweep goes on; the traceback of a non-input error lands in the job's log file
+            if line:
+                log.error("job failed: %s", line)
+            else:
+                log.exception("job failed; the sweep goes on")
             return math.nan
-        print(f"stylegan-train: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except Exception:
-        if not multirun:
+        if line is None:
             raise
-        log.exception("job failed; the sweep goes on")  # the traceback lands in the job's log file
-        return math.nan
+        print(f"stylegan-train: error: {line}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from torch import nn
 from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
 from .resample import downsample2d, setup_filter
-from .synthesis import channels_per_resolution, check_architecture, check_resolution
+from .synthesis import channels_per_resolution, check_architecture, check_at_least, check_resolution
 
 
 class MinibatchStdLayer(nn.Module):
@@ -144,6 +144,9 @@ class Discriminator(nn.Module):
         )
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "discriminator")
+        check_at_least(1, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max,
+                       mbstd_group_size=mbstd_group_size)
+        check_at_least(0, c_dim=c_dim, mbstd_num_channels=mbstd_num_channels)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.architecture = architecture
         channels = channels_per_resolution(img_resolution, channel_base, channel_max)

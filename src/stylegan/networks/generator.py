@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .mapping import MappingNetwork
-from .synthesis import SynthesisNetwork
+from .synthesis import SynthesisNetwork, check_at_least
 
 
 class Generator(nn.Module):
@@ -47,6 +47,9 @@ class Generator(nn.Module):
         )
         if output_activation != "linear":  # kept out of the official kwargs when it is the official default
             self.init_kwargs["output_activation"] = output_activation
+        check_at_least(1, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels, channel_base=channel_base,
+                       channel_max=channel_max, mapping_num_layers=dict(mapping_kwargs or {}).get("num_layers"))
+        check_at_least(0, c_dim=c_dim)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = SynthesisNetwork(

@@ -25,6 +25,13 @@ def check_resolution(resolution: int, what: str) -> None:
         raise ValueError(f"{what} must be a power of two >= 4, got {resolution}")
 
 
+def check_at_least(minimum: int, **values: int | None) -> None:
+    """Each named integer kwarg must be >= ``minimum`` (None is allowed: it means the default)."""
+    for key, value in values.items():
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < minimum):
+            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+
+
 def check_architecture(architecture: str, what: str) -> None:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{what} architecture {architecture!r} is not one of {ARCHITECTURES}")

@@ -107,8 +107,16 @@ def _wandb_has_key() -> bool:
         return False
 
 
-def build_loggers(group: DictConfig | None, info: JobInfo) -> list:
-    """Instantiate every logger of the ``logger`` group; a W&B logger gets the job's name and group unless set."""
+def read_status(output_dir: str | os.PathLike) -> dict[str, Any]:
+    try:
+        return json.loads((Path(output_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def build_loggers(group: DictConfig | None, info: JobInfo, resume_wandb_id: str | None = None) -> list:
+    """Instantiate every logger of the ``logger`` group; a W&B logger gets the job's name and group unless set, and
+    ``resume_wandb_id`` (a resumed run: its W&B run continues) unless an ``id`` is set."""
     loggers = []
     for key, cfg in (group or {}).items():
         if not isinstance(cfg, DictConfig) or "_target_" not in cfg:
@@ -122,6 +130,8 @@ def build_loggers(group: DictConfig | None, info: JobInfo) -> list:
             with open_dict(cfg):
                 cfg.name = cfg.get("name") or info.name
                 cfg.group = cfg.get("group") or info.group
+                if resume_wandb_id and not cfg.get("id"):
+                    cfg.id, cfg.resume = resume_wandb_id, "allow"
         loggers.append(instantiate(cfg))
     return loggers
 
@@ -139,6 +149,15 @@ def log_hyperparameters(loggers: list, cfg: DictConfig, info: JobInfo) -> None:
     for logger in loggers:
         logger.log_hyperparams(params)
         logger.save()
+
+
+def wandb_id(loggers: list) -> str | None:
+    """The W&B run id of this job (rank 0; None without a W&B logger)."""
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            run_id = getattr(logger.experiment, "id", None)
+            return run_id if isinstance(run_id, str) else None
+    return None
 
 
 def log_image(loggers: list, key: str, array: np.ndarray, step: int, caption: str) -> None:
@@ -166,13 +185,10 @@ def close_loggers(loggers: list, failed: bool) -> None:
 def write_status(output_dir: str | os.PathLike, status: str, info: JobInfo, **extra: Any) -> None:
     """``output_dir/status.json``: ``running`` | ``completed`` | ``failed`` (with ``error``), the job's overrides."""
     path = Path(output_dir) / STATUS_FILE
-    record: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            record = {}
+    record = read_status(output_dir)
     now = datetime.datetime.now().isoformat(timespec="seconds")
+    if status != "failed":
+        record.pop("error", None)  # a resumed attempt: the last one's error is history
     record.update(status=status, name=info.name, overrides=info.overrides, job_num=info.job_num, **extra)
     record.setdefault("started", now)
     record["updated"] = now

@@ -1,0 +1,56 @@
+"""Checks before any training step, in config terms: a run that cannot work stops with one line naming the key or
+file and the fix, before anything is written or overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .module import StyleGAN2Module
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot train; reported as one line."""
+
+
+def check_run(total_kimg: float, batch_size: int | None, model: StyleGAN2Module) -> None:
+    if not float(total_kimg) > 0:
+        raise ConfigError(f"total_kimg={total_kimg} must be > 0 (thousands of real images to train for)")
+    group = model.D.init_kwargs.get("mbstd_group_size")
+    if batch_size and group and model.D.init_kwargs.get("mbstd_num_channels") and batch_size % min(group, batch_size):
+        raise ConfigError(f"data.batch_size={batch_size} (per device) is not a multiple of "
+                          f"model.discriminator.mbstd_group_size={group}: the minibatch-std layer splits the batch "
+                          "into groups of that size; change either")
+
+
+def _differences(saved: dict, current: dict, prefix: str) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    return [f"{prefix}.{k}={saved.get(k)!r} in the checkpoint, {current.get(k)!r} here" for k in keys
+            if saved.get(k) != current.get(k)]
+
+
+def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
+    """The checkpoint exists, is a whole stylegan-train checkpoint, and was trained with these networks."""
+    if ckpt_path is None:
+        return
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist: pass a checkpoint written by stylegan-train "
+                          "(outputs/<run>/checkpoints/last.ckpt), or ckpt_path=auto / null")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise ConfigError(f"ckpt_path={ckpt_path} is not a readable checkpoint (truncated, or not a torch file: "
+                          f"{reason})") from None
+    if not isinstance(ckpt, dict) or "stylegan" not in ckpt or "state_dict" not in ckpt:
+        raise ConfigError(f"ckpt_path={ckpt_path} is not a stylegan-train checkpoint (no 'stylegan' / 'state_dict'); "
+                          "official-format weights are evaluated with stylegan-evaluate, not resumed")
+    state = ckpt["stylegan"]
+    diffs = (_differences(state.get("G_kwargs", {}), model.G.init_kwargs, "model.generator")
+             + _differences(state.get("D_kwargs", {}), model.D.init_kwargs, "model.discriminator"))
+    if diffs:
+        raise ConfigError(f"ckpt_path={ckpt_path} was trained with other networks: {'; '.join(diffs[:4])}"
+                          f"{' ...' if len(diffs) > 4 else ''}. Resume with the run's own config (its "
+                          ".hydra/overrides.yaml) or start a new run")

@@ -1,0 +1,70 @@
+"""Bad non-data input to ``stylegan-train``: one line naming the key or file and the fix, exit code 2, no traceback,
+and an existing checkpoint left as it was. The entry point runs in this process (``main()`` with ``sys.argv``, the
+console script's own code path) to keep the suite short; test_train_hydra checks the same rule across a real
+process boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylegan.train import main
+from sweeping import QUICK, run_env
+
+
+def _cli(capsys, run_dir: Path, *overrides: str) -> str:
+    argv = sys.argv
+    sys.argv = ["stylegan-train", *QUICK, "logger=csv", f"hydra.run.dir={run_dir}", *overrides]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("stylegan-train: error:")]
+    return line
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained")
+    out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=csv", f"hydra.run.dir={run}"],
+                         env=run_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    (["total_kimg=0"], "total_kimg=0 must be > 0"),
+    (["total_kimg=-1"], "total_kimg=-1 must be > 0"),
+    (["model.generator.z_dim=0"], "model.generator: z_dim must be an integer >= 1, got 0"),
+    (["model.generator.mapping_kwargs.num_layers=0"], "model.generator: mapping_num_layers must be an integer >= 1"),
+    (["data.batch_size=6"], "data.batch_size=6 (per device) is not a multiple of model.discriminator.mbstd_group_size"),
+    (["loss.style_mixing_prob=7"], "error: loss.style_mixing_prob must be in [0, 1], got 7"),
+    (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
+])
+def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
+    assert expected in _cli(capsys, tmp_path / "run", *overrides)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before training wrote anything
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_unreadable_checkpoint_is_named(tmp_path, capsys, trained, damage):
+    bad = tmp_path / "bad.ckpt"
+    data = trained.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a checkpoint\n")
+    assert f"ckpt_path={bad} is not a readable checkpoint" in _cli(capsys, tmp_path / "run", f"ckpt_path={bad}")
+
+
+def test_checkpoint_of_other_networks_names_the_config_that_differs(capsys, trained):
+    before = trained.read_bytes()
+    line = _cli(capsys, trained.parent.parent, f"ckpt_path={trained}", "model/generator=resnet")
+    assert "model.generator.architecture='skip' in the checkpoint, 'resnet' here" in line
+    assert trained.read_bytes() == before  # resumed in its own folder: the checkpoint is untouched
+    assert torch.load(trained, weights_only=True)["stylegan"]["cur_nimg"] == 16
