@@ -5,6 +5,8 @@ process boundary."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +70,12 @@ def test_checkpoint_of_other_networks_names_the_config_that_differs(capsys, trai
     assert "model.generator.architecture='skip' in the checkpoint, 'resnet' here" in line
     assert trained.read_bytes() == before  # resumed in its own folder: the checkpoint is untouched
     assert torch.load(trained, weights_only=True)["stylegan"]["cur_nimg"] == 16
+
+
+def test_wandb_without_key_or_offline_mode_is_one_line(tmp_path, capsys, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("WANDB")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key
+    line = _cli(capsys, tmp_path / "run", "logger=wandb")
+    assert "logger.wandb: no W&B API key" in line and "WANDB_MODE=offline" in line
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"

@@ -81,6 +81,12 @@ def test_csv_has_every_job_with_its_last_value(sweep):
         value, status = finals[(r["model/generator"], r["loss.r1_gamma"], r["seed"])]
         assert (float(r[FD]), r["status"], float(r["kimg"])) == (value, status, 1.0)
         assert float(r["timing/sec_per_kimg"]) == 3.0 + int(r["job"])
+    write_report(root, reduce="median", plot=False)
+    with open(root / "report.csv") as f:
+        medians = {r["job"]: float(r[FD]) for r in csv.DictReader(f)}
+    for num, (key, _) in enumerate(finals.items()):
+        values = [50.0 - num, 40.0 - 2 * num + 0.5 * int(key[2])]  # what _job logged for this job
+        assert medians[str(num)] == statistics.median(values)
 
 
 def test_one_line_errors(sweep, tmp_path, capsys):

@@ -59,7 +59,7 @@ def _run(tmp: Path, *overrides: str, wait: bool = True):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
     cmd = [sys.executable, "-m", "stylegan.train", "experiment=smoke", f"hydra.run.dir={tmp}", *overrides]
     proc = subprocess.Popen(cmd, env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if wait:
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out[-3000:]
@@ -103,24 +103,28 @@ def test_bad_data_is_one_clear_line(tmp_path):
     assert str(missing) in line
 
 
-@pytest.mark.parametrize("draws", ["per_rank", "global"])
-def test_exact_resume_after_sigkill(tmp_path, draws):
+@pytest.mark.parametrize("draws,ddp", [("per_rank", False), ("global", False), ("per_rank", True), ("global", True)])
+def test_exact_resume_after_sigkill(tmp_path, draws, ddp):
     """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states (with the
-    torch RNG, or with the shared generator of ``model.draws=global``, restored from the checkpoint)."""
+    torch RNG, or with the shared generator of ``model.draws=global``, restored from the checkpoint). Under DDP
+    (2 gloo processes, synthesis noise on) every rank restores its own RNG streams."""
+    common = [f"model.draws={draws}", *(["trainer=ddp_sim", "logger=none"] if ddp else [])]
+    total, half = ("0.128", 64) if ddp else ("0.256", 128)
     straight = tmp_path / "straight"
-    _run(straight, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100", f"model.draws={draws}")
+    _run(straight, f"total_kimg={total}", "callbacks.checkpoint.every_kimg=100", *common)
     killed = tmp_path / "killed"
-    proc = _run(killed, "total_kimg=100", "callbacks.checkpoint.every_kimg=0.128", f"model.draws={draws}", wait=False)
+    proc = _run(killed, "total_kimg=100", f"callbacks.checkpoint.every_kimg={half / 1000}", *common, wait=False)
     ckpt = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: rank 1 too
     proc.communicate()
     assert ckpt.exists(), "no checkpoint was written before the kill"
-    half = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert half["stylegan"]["cur_nimg"] == 128
-    _run(killed, "total_kimg=0.256", "callbacks.checkpoint.every_kimg=100", f"model.draws={draws}", f"ckpt_path={ckpt}")
+    half_state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert half_state["stylegan"]["cur_nimg"] == half
+    assert len(half_state["stylegan"]["rng_per_rank"]) == (2 if ddp else 1)
+    _run(killed, f"total_kimg={total}", "callbacks.checkpoint.every_kimg=100", *common, f"ckpt_path={ckpt}")
     a, b = _weights(straight / "checkpoints" / "last.ckpt"), _weights(ckpt)
     assert a.keys() == b.keys()
     diff = {k: (a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point()}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..utils.atomic import atomic_open
 from .collect import Job, ReportError, factors, higher_is_better, load_sweep, resolve_metric
-from .tables import grid_markdown, summary_columns, summary_csv, summary_markdown
+from .tables import REDUCE, grid_markdown, summary_columns, summary_csv, summary_markdown
 
 __all__ = ["Report", "ReportError", "load_sweep", "write_report"]
 
@@ -40,7 +40,7 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
     direction = "higher" if higher_is_better(metric) else "lower"
     lines = [f"# Sweep report: {root}", "",
              f"{len(jobs)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".",
-             f"Metric: `{metric}`, {'best' if reduce == 'best' else 'last'} logged value per job ({direction} is "
+             f"Metric: `{metric}`, {reduce} logged value per job ({direction} is "
              "better; the best in **bold**).",
              "Varied: " + (", ".join(f"`{k}`" for k in keys) or "nothing (one job)") + ".",
              "Fixed: " + (" ".join(f"`{k}={v}`" for k, v in fixed.items()) or "-") + "."]
@@ -62,8 +62,8 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
 def write_report(sweep_dir: str | Path, metric: str | None = None, reduce: str = "last", rows: str | None = None,
                  cols: str | None = None, plot: bool = True) -> Report:
     """Read ``sweep_dir`` and write ``report.md``, ``report.csv`` (and ``report.png``) into it."""
-    if reduce not in ("last", "best"):
-        raise ReportError(f"--reduce {reduce!r}: use 'last' (last logged value) or 'best'")
+    if reduce not in REDUCE:
+        raise ReportError(f"--reduce {reduce!r}: use last (last logged value), best or median")
     root = Path(sweep_dir)
     jobs = load_sweep(root)
     metric = resolve_metric(jobs, metric)

@@ -13,7 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", help="a `stylegan-train -m` sweep folder, e.g. multirun/<date>_<time>")
     parser.add_argument("--metric", help="column to tabulate, e.g. fid50k_full or metrics/fid50k_full "
                         "(default: the first FID-like metric, else sec/kimg)")
-    parser.add_argument("--reduce", default="last", help="last (last logged value, default) or best")
+    parser.add_argument("--reduce", default="last", help="last (last logged value, default), best, or median "
+                        "(over the run; for timings)")
     parser.add_argument("--rows", help="swept override for the grid's rows (default: the first of two)")
     parser.add_argument("--cols", help="swept override for the grid's columns (default: the second of two)")
     parser.add_argument("--no-plot", action="store_true", help="skip report.png")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class Job:
         if not values:
             return math.nan
         return max(values) if higher_is_better(column) else min(values)
+
+    def median(self, column: str) -> float:
+        values = [v for _, v in self.curves.get(column, []) if math.isfinite(v)]
+        return statistics.median(values) if values else math.nan
 
     @property
     def kimg(self) -> float:

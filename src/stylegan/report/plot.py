@@ -43,8 +43,10 @@ def plot(jobs: list[Job], column: str, keys: list[str], reduce: str, path: Path)
         for i, r in enumerate(rows):
             for j, c in enumerate(cols):
                 v, text = cells[(r, c)]
-                ax.text(j, i, fmt(v) if math.isfinite(v) else text, ha="center", va="center", fontsize=8,
-                        color="white" if math.isfinite(v) else "red")
+                shade = image.norm(v) if math.isfinite(v) else 0.0  # dark text on the light end of the map
+                light = shade < 0.5 if "precision" not in column else shade > 0.5
+                ax.text(j, i, fmt(v) if math.isfinite(v) else text, ha="center", va="center", fontsize=9,
+                        color="red" if not math.isfinite(v) else "black" if light else "white")
         ax.set_title(f"{column} ({reduce})")
         fig.colorbar(image, ax=ax)
     fig.tight_layout()

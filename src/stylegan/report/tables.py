@@ -17,8 +17,12 @@ def fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
 
 
+REDUCE = ("last", "best", "median")
+
+
 def value_of(job: Job, column: str, reduce: str) -> float:
-    return job.best(column) if reduce == "best" else job.last(column)
+    """A job's value of ``column``: the last logged, the best, or the median over the run (for timings)."""
+    return {"last": job.last, "best": job.best, "median": job.median}[reduce](column)
 
 
 def _cell(jobs: list[Job], column: str, reduce: str) -> tuple[float, str]:

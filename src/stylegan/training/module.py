@@ -56,6 +56,16 @@ def global_mean(x: torch.Tensor) -> torch.Tensor:
     return all_reduce(x.sum() / (x.numel() * world))
 
 
+def _gather_objects(obj) -> list:
+    """``obj`` of every rank, in rank order (all ranks call this together; checkpoints are dumped on every rank)."""
+    world = _world_size()
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
 class StyleGAN2Module(L.LightningModule):
     def __init__(
         self,
@@ -257,7 +267,8 @@ class StyleGAN2Module(L.LightningModule):
             "cur_nimg": self.cur_nimg,
             "iteration": self.iteration,
             "nan_skips": dict(self.nan_skips),
-            "rng": capture_rng(),
+            "rng": capture_rng(),  # this rank's (rank 0's in the file); every rank's below
+            "rng_per_rank": _gather_objects(capture_rng()),
             "draws": self.draws.state(),
         }
 
@@ -265,13 +276,22 @@ class StyleGAN2Module(L.LightningModule):
         state = checkpoint["stylegan"]
         self.cur_nimg, self.iteration = int(state["cur_nimg"]), int(state["iteration"])
         self.nan_skips = Counter(state.get("nan_skips", {}))
-        self._rng_to_restore = state.get("rng")
+        self._rng_to_restore = state.get("rng_per_rank") or ([state["rng"]] if state.get("rng") else None)
         self._draws_to_restore = state.get("draws")
 
     def on_train_start(self) -> None:
-        if self._rng_to_restore is not None:
-            restore_rng(self._rng_to_restore)  # rank 0's state: the checkpoint is written by rank 0
+        """Fresh: split the seeded RNG stream per rank. Resumed: each rank restores its own RNG states (synthesis
+        noise, minibatch draws), so N processes continue exactly; on another process count the streams are re-split
+        from rank 0's state (the run continues, not bit-exactly)."""
+        world, states = _world_size(), self._rng_to_restore
+        own = states is not None and len(states) == world
+        if states is not None:
+            restore_rng(states[self.global_rank] if own else states[0])
+            if not own:
+                warnings.warn(f"checkpoint written by {len(states)} process(es), resumed on {world}: random streams "
+                              "are re-split from rank 0's, so the run does not continue bit-exactly", stacklevel=1)
             self._rng_to_restore = None
-        self.draws.start(self.device, self.global_rank, _world_size(), self._draws_to_restore)
+        self.draws.start(self.device, self.global_rank, world, self._draws_to_restore)
         self._draws_to_restore = None
-        reseed_for_rank(self.global_rank, _world_size())
+        if not own:
+            reseed_for_rank(self.global_rank, world)
