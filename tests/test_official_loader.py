@@ -124,3 +124,41 @@ def test_load_official_file(tmp_path, ref):
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(OfficialWeightsError, match=r"list\.pt"):
         load_official_file(tmp_path / "list.pt")
+
+
+# Official constructor defaults, typed in from stylegan3 training/networks_stylegan2.py (flat G_kwargs) and
+# stylegan2-ada-pytorch training/networks.py (nested synthesis_kwargs): SynthesisBlock / Discriminator conv_clamp
+# 256 vs None; SynthesisBlock fused_modconv_default True (stylegan3) vs none (ada fuses in inference only).
+DEFAULTS = {"stylegan3": dict(g_clamp=256, d_clamp=256, fused=True),
+            "ada": dict(g_clamp=None, d_clamp=None, fused="inference_only")}
+
+
+@pytest.mark.parametrize("form", ["stylegan3", "ada"])
+def test_left_out_kwargs_take_the_official_constructor_defaults(ref, form):
+    kw = copy.deepcopy(ref["G_kwargs"])
+    kw.pop("conv_clamp"), kw.pop("fused_modconv_default")
+    if form == "ada":
+        kw["synthesis_kwargs"] = {k: kw.pop(k) for k in ("channel_base", "channel_max", "architecture")}
+    d_kw = copy.deepcopy(ref["D_kwargs"])
+    d_kw.pop("conv_clamp")
+    G, D = load_official({"G": ref["G"], "G_kwargs": kw, "D": ref["D"], "D_kwargs": d_kw})
+    want = DEFAULTS[form]
+    assert (G.init_kwargs["conv_clamp"], D.init_kwargs["conv_clamp"]) == (want["g_clamp"], want["d_clamp"])
+    assert G.init_kwargs["fused_modconv_default"] == want["fused"]
+    assert ref["G_kwargs"]["conv_clamp"] == 256  # the fixture's own value (explicit): unchanged by the defaults
+
+
+def test_noise_free_generator_exports_and_round_trips():
+    """The official layer has use_noise: a G without noise inputs is a valid official network (no noise keys)."""
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256, channel_max=16,
+                  use_noise=False, mapping_kwargs={"num_layers": 2}).eval()
+    blob = export_official(G)
+    assert blob["G_kwargs"]["use_noise"] is False and not any("noise" in k for k in blob["G"])
+    G2, _ = load_official(blob)
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        assert torch.equal(G(z, None), G2.eval()(z, None))
+    with pytest.raises(OfficialWeightsError, match="only style_block='demod'"):
+        export_official(Generator(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, channel_base=256,
+                                  channel_max=16, style_block="adain", mapping_kwargs={"num_layers": 2}))

@@ -54,22 +54,33 @@ def _mapping_kwargs(official: Mapping | None, where: str) -> dict[str, Any]:
     return out
 
 
+def flavor(G_kwargs: Mapping | None) -> str:
+    """'ada' (stylegan2-ada-pytorch: nested ``synthesis_kwargs``) or 'stylegan3' (its networks_stylegan2.py: flat).
+    Their constructors' defaults differ: conv_clamp None vs 256 (G and D), fused_modconv_default (stylegan3: True;
+    ada has no such argument and fuses only in inference, our 'inference_only')."""
+    return "ada" if G_kwargs is not None and "synthesis_kwargs" in G_kwargs else "stylegan3"
+
+
 def generator_kwargs(official: Mapping) -> dict[str, Any]:
-    """Translate official ``G_kwargs`` into ``stylegan.networks.Generator`` arguments."""
+    """Translate official ``G_kwargs`` into ``stylegan.networks.Generator`` arguments; an argument the blob leaves
+    out takes the default of the official constructor it was written for (see :func:`flavor`)."""
     src = dict(official)
+    ada = flavor(src) == "ada"
     src.update(dict(src.pop("synthesis_kwargs", None) or {}))  # ada nests the synthesis arguments
     out = _take(src, _G_KEYS)
-    out["conv_clamp"] = src.pop("conv_clamp", None)  # the official default is no clamp
+    out["conv_clamp"] = src.pop("conv_clamp", None if ada else 256)
+    out.setdefault("fused_modconv_default", "inference_only" if ada else True)
     out["mapping_kwargs"] = _mapping_kwargs(src.pop("mapping_kwargs", None), "G_kwargs.mapping_kwargs")
     _check_defaults(src, "G_kwargs")
     return out
 
 
-def discriminator_kwargs(official: Mapping) -> dict[str, Any]:
-    """Translate official ``D_kwargs`` into ``stylegan.networks.Discriminator`` arguments."""
+def discriminator_kwargs(official: Mapping, flavor: str = "stylegan3") -> dict[str, Any]:
+    """Translate official ``D_kwargs`` into ``stylegan.networks.Discriminator`` arguments. Both codebases nest D's
+    arguments alike, so ``flavor`` (from the blob's G_kwargs) picks the constructor defaults."""
     src = dict(official)
     out = _take(src, _D_KEYS)
-    out["conv_clamp"] = src.pop("conv_clamp", None)
+    out["conv_clamp"] = src.pop("conv_clamp", None if flavor == "ada" else 256)
     epilogue = dict(src.pop("epilogue_kwargs", None) or {})
     out.update({k: epilogue.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels") if k in epilogue})
     _check_defaults(epilogue, "D_kwargs.epilogue_kwargs")
@@ -100,7 +111,8 @@ def load_checked(module: nn.Module, state_dict: Mapping[str, torch.Tensor], name
 
 
 def load_official(blob: Mapping[str, Any], g_key: str = "G") -> tuple[Generator | None, Discriminator | None]:
-    """Build (G, D) from an official-format blob; a network whose state_dict is absent is returned as None."""
+    """Build (G, D) from an official-format blob; a network whose state_dict is absent is returned as None. A blob
+    with D alone takes stylegan3's defaults (conv_clamp 256) for what its D_kwargs leave out."""
     G = D = None
     if blob.get(g_key) is not None:
         if blob.get("G_kwargs") is None:
@@ -110,7 +122,7 @@ def load_official(blob: Mapping[str, Any], g_key: str = "G") -> tuple[Generator 
     if blob.get("D") is not None:
         if blob.get("D_kwargs") is None:
             raise OfficialWeightsError("blob has 'D' but no 'D_kwargs' to build it from")
-        D = Discriminator(**discriminator_kwargs(blob["D_kwargs"]))
+        D = Discriminator(**discriminator_kwargs(blob["D_kwargs"], flavor(blob.get("G_kwargs"))))
         load_checked(D, blob["D"], "D")
     return G, D
 
@@ -130,8 +142,8 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
     blob: dict[str, Any] = {"G": None, "D": None, "G_kwargs": None, "D_kwargs": None}
     if G is not None:
         kw = dict(G.init_kwargs)
-        if kw.pop("style_block") != "demod" or not kw["use_noise"]:
-            raise OfficialWeightsError("only style_block='demod' generators with noise exist in the official code")
+        if kw.pop("style_block") != "demod":
+            raise OfficialWeightsError("only style_block='demod' generators exist in the official code")
         if kw.pop("output_activation", "linear") != "linear":
             raise OfficialWeightsError("the official generator has no output activation: a G trained with "
                                        "model.generator.output_activation=tanh cannot be exported to its format")

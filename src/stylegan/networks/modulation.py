@@ -15,6 +15,14 @@ import torch.nn.functional as F
 from .resample import conv_up2
 
 
+def float32_styles(affine: torch.nn.Module, w: torch.Tensor) -> torch.Tensor:
+    """``affine(w)`` in float32 with autocast off: under bf16/fp16 autocast the styles (and the demodulation
+    coefficients computed from them) stay float32 and are cast only where they scale the activations, as in the
+    official mixed-precision layers."""
+    with torch.autocast(device_type=w.device.type, enabled=False):
+        return affine(w.to(torch.promote_types(w.dtype, torch.float32)))
+
+
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Eq. 3 denominator as a multiplier: ``rsqrt(sum_{in,kh,kw} (s_in * w_out,in,kh,kw)^2 + eps)`` -> [N, O].
 
@@ -43,11 +51,15 @@ def modulated_conv2d(
     per-sample ``styles`` [N, I]; ``noise`` is added after demodulation. ``up=2`` convolves on the 2x grid."""
     N, I, H, W = x.shape
     O = weight.shape[0]
-    weight = weight.to(x.dtype)
-    styles = styles.to(x.dtype)
     if up == 2 and resample_filter is None:
         raise ValueError("modulated_conv2d with up=2 needs a resample_filter")
-    d = demodulation_coefficients(weight, styles) if demodulate else None  # [N, O]
+    d = None
+    if demodulate:  # [N, O], at least float32 (a float64 run stays float64), outside autocast
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
+            d = demodulation_coefficients(weight.to(dtype), styles.to(dtype)).to(x.dtype)
+    weight = weight.to(x.dtype)
+    styles = styles.to(x.dtype)
     if not fused:
         x = _conv(x * styles[:, :, None, None], weight, resample_filter, up, groups=1)
         if d is not None:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import SQRT2, FullyConnectedLayer, bias_act
-from .modulation import instance_norm, modulated_conv2d
+from .modulation import float32_styles, instance_norm, modulated_conv2d
 from .resample import conv_up2, setup_filter
 
 STYLE_BLOCKS = ("demod", "modulate", "adain")
@@ -89,7 +89,7 @@ class SynthesisLayer(_StyleLayer):
         self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
         gain: float = 1.0,
     ) -> torch.Tensor:
-        styles = self.affine(w)
+        styles = float32_styles(self.affine, w)
         noise = self.noise(x, noise_mode)
         x = modulated_conv2d(
             x, self.weight, styles, noise, up=self.up, demodulate=self.demodulate,
@@ -134,7 +134,7 @@ class AdaINLayer(_StyleLayer):
         if noise is not None:
             x = x + noise.to(x.dtype)
         x = instance_norm(self.activate(x, 1.0))
-        scale, shift = self.affine(w).to(x.dtype).chunk(2, dim=1)
+        scale, shift = float32_styles(self.affine, w).to(x.dtype).chunk(2, dim=1)
         x = x * scale[:, :, None, None] + shift[:, :, None, None]
         return x * gain if gain != 1 else x
 
@@ -153,7 +153,7 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain
+        styles = float32_styles(self.affine, w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
         return bias_act(x, self.bias, clamp=self.conv_clamp)
 
