@@ -39,3 +39,18 @@ def test_unconditional_grid_is_square():
                   mapping_kwargs={"num_layers": 1}).eval()
     grid = SampleGrid(dirpath=".", num_samples=16).grid(SimpleNamespace(G_ema=G, device=torch.device("cpu")))
     assert grid.shape == (4 * 8, 4 * 8, 1)
+
+
+def test_one_quantization_for_grids_and_metrics_the_official_one():
+    """Sample grids / saved images and metric features quantize alike, as the official code: floor(x * 127.5 + 128)
+    clipped, i.e. half-way values round up (torch.round would round them to even)."""
+    from stylegan.metrics.extractors import to_uint8 as metric_uint8
+
+    k = torch.arange(0, 255, dtype=torch.float64)
+    half_way = ((k + 0.5) / 127.5 - 1).reshape(1, 1, 15, 17)  # between two levels (up to float64 rounding)
+    x = torch.cat([half_way, torch.rand(1, 1, 15, 17, dtype=torch.float64) * 2.2 - 1.1])
+    official = np.clip(np.floor(x.numpy() * 127.5 + 128), 0, 255).astype(np.uint8)
+    assert np.array_equal(to_uint8(x)[..., 0], official[:, 0])
+    assert np.array_equal(metric_uint8(x).numpy(), np.repeat(official, 3, axis=1))
+    rounded = np.clip(np.round(x.numpy() * 127.5 + 127.5), 0, 255).astype(np.uint8)  # round half to even
+    assert (rounded != official).sum() > 50  # the half-way values do tell the two conventions apart

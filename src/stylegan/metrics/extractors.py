@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..utils.images import quantize
+
 INCEPTION_NAME = "inception-v3-compat"
 VGG16_NAME = "vgg16-fc2"
 LPIPS_NAME = "lpips-vgg16"
@@ -54,9 +56,9 @@ class PerceptualDistance(nn.Module):
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] to uint8 RGB as the official metrics do: ``(x * 127.5 + 128).clamp(0, 255)``,
-    truncated; a gray channel is repeated to three."""
-    out = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    """Generator output in [-1, 1] to uint8 RGB ``[N, 3, H, W]`` (the official quantization,
+    :func:`stylegan.utils.images.quantize`); a gray channel is repeated to three."""
+    out = quantize(images)
     return out.repeat(1, 3, 1, 1) if out.shape[1] == 1 else out
 
 

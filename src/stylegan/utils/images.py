@@ -13,11 +13,18 @@ from PIL import Image
 from .atomic import atomic_open
 
 
-def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
-    """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 (rounded, clipped)."""
+def quantize(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> torch.Tensor:
+    """Float images in ``drange`` -> uint8, same layout, with the official convention (stylegan2-ada / stylegan3
+    metrics and generate scripts): ``(x * 127.5 + 128).clamp(0, 255)`` truncated, i.e. rounding half up. The one
+    quantization used for sample grids, saved images and metric features."""
     lo, hi = drange
-    x = (img.detach().float().cpu() - lo) * (255 / (hi - lo))
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    scale = 255 / (hi - lo)
+    return (img.detach() * scale + (0.5 - lo * scale)).clamp(0, 255).to(torch.uint8)  # (-1, 1): x * 127.5 + 128
+
+
+def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
+    """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 numpy (:func:`quantize`)."""
+    return quantize(img.cpu().to(torch.promote_types(img.dtype, torch.float32)), drange).permute(0, 2, 3, 1).numpy()
 
 
 def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
@@ -41,6 +48,3 @@ def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:
         Image.fromarray(array[:, :, 0] if mode == "L" else array, mode).save(f, format="PNG")
     return path
 
-
-def save_grid(img: torch.Tensor, path: str | os.PathLike, cols: int | None = None) -> Path:
-    return save_image(make_grid(img, cols), path)
