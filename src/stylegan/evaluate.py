@@ -19,12 +19,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .data import DatasetError
-from .metrics.extractors import MetricSetupError, standard
+from .cli import bad_input_line
+from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
-from .official import OfficialWeightsError, load_official
+from .official import load_official
 from .utils.atomic import atomic_open
 from .utils.config_dir import config_dir
 from .utils.resolvers import register as register_resolvers
@@ -128,8 +128,11 @@ def main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:
         record = evaluate(cfg)
-    except (DatasetError, OfficialWeightsError, MetricSetupError, EvaluateError) as e:
-        print(f"stylegan-evaluate: error: {e}", file=sys.stderr)
+    except Exception as e:
+        line = bad_input_line(e, (EvaluateError,))
+        if line is None:
+            raise
+        print(f"stylegan-evaluate: error: {line}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(record["results"]))
 

@@ -9,38 +9,26 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .data import DatasetError
+from . import cli
 from .metrics.extractors import MetricSetupError
-from .official import OfficialWeightsError
 from .training import AtomicCheckpointIO, preflight, tracking
 from .utils.config_dir import config_dir
 from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
-BAD_INPUT = (DatasetError, OfficialWeightsError, MetricSetupError, tracking.TrackingError, preflight.ConfigError)
+BAD_INPUT = (tracking.TrackingError, preflight.ConfigError)  # with cli.BAD_INPUT: data, weights, metrics
 
 
 def bad_input_line(e: BaseException) -> str | None:
-    """The one-line message for bad input, also when Hydra's instantiate wraps the project's ValueError ("Error in
-    call to target ..."): then prefixed with the config key. None: not bad input (a bug: keep the traceback)."""
-    if isinstance(e, BAD_INPUT):
-        return str(e)
-    if isinstance(e, InstantiationException) and isinstance(e.__cause__, ValueError):
-        key, cause = re.search(r"full_key: (\S+)", str(e)), str(e.__cause__)
-        # "loss.x must ..." already names model.loss
-        named = key is None or cause.startswith(key.group(1).rsplit(".", 1)[-1] + ".")
-        return cause if named else f"{key.group(1)}: {cause}"
-    return None
+    return cli.bad_input_line(e, BAD_INPUT)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:

@@ -1,0 +1,27 @@
+"""The one-line rule of the entry points: bad input (a file, key or value at fault) is reported as one line
+``<prog>: error: ...`` with exit code 2 and no traceback; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import re
+
+from hydra.errors import InstantiationException
+
+from .data import DatasetError
+from .metrics.extractors import MetricSetupError
+from .official import OfficialWeightsError
+
+BAD_INPUT: tuple[type[BaseException], ...] = (DatasetError, OfficialWeightsError, MetricSetupError)
+
+
+def bad_input_line(e: BaseException, extra: tuple[type[BaseException], ...] = ()) -> str | None:
+    """The one-line message for bad input, also when Hydra's instantiate wraps the project's ValueError ("Error in
+    call to target ..."): then prefixed with the config key unless the message already names it. None: not bad
+    input."""
+    if isinstance(e, BAD_INPUT + extra):
+        return str(e)
+    if isinstance(e, InstantiationException) and isinstance(e.__cause__, ValueError):
+        key, cause = re.search(r"full_key: (\S+)", str(e)), str(e.__cause__)
+        named = key is None or cause.startswith(key.group(1).rsplit(".", 1)[-1] + ".")  # "loss.x ..." for model.loss
+        return cause if named else f"{key.group(1)}: {cause}"
+    return None
