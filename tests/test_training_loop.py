@@ -57,11 +57,12 @@ def _run_G(G: Generator, z: torch.Tensor, update_emas: bool = False) -> tuple[to
     return G.synthesis(ws), ws
 
 
-def _reference(G, D, iterations):
-    """Plain-PyTorch official loop; returns (G, D, G_ema, pl_mean)."""
+def _reference(G, D, iterations, interval):
+    """Plain-PyTorch official loop; returns (G, D, G_ema, pl_mean). ``interval`` 1: not lazy, each regularizer in
+    its network's main step (official "Gboth" / "Dboth"), no Adam correction."""
     G, D = copy.deepcopy(G), copy.deepcopy(D)
     G_ema = copy.deepcopy(G).requires_grad_(False)
-    c = INTERVAL / (INTERVAL + 1)
+    c = interval / (interval + 1) if interval > 1 else 1.0
     opt_g = torch.optim.Adam(G.parameters(), lr=LR * c, betas=(BETAS[0] ** c, BETAS[1] ** c), eps=1e-8)
     opt_d = torch.optim.Adam(D.parameters(), lr=LR * c, betas=(BETAS[0] ** c, BETAS[1] ** c), eps=1e-8)
     pl_mean, cur_nimg = torch.zeros([], dtype=torch.float64), 0
@@ -72,27 +73,37 @@ def _reference(G, D, iterations):
         # Gmain: only G trains
         G.requires_grad_(True), D.requires_grad_(False)
         img, _ = _run_G(G, torch.randn([N, G.z_dim]))
-        F.softplus(-D(img, no_c)).mean().backward()
-        opt_g.step(), opt_g.zero_grad(set_to_none=True)
-        if i % INTERVAL == 0:  # Greg: path length on half the batch, noise / sqrt(H*W)
+        g_main = F.softplus(-D(img, no_c)).mean()
+        if interval > 1:
+            g_main.backward()
+            opt_g.step(), opt_g.zero_grad(set_to_none=True)
+            g_main = 0
+        if i % interval == 0:  # Greg: path length on half the batch, noise / sqrt(H*W)
             img, ws = _run_G(G, torch.randn([N // 2, G.z_dim]))
             y = torch.randn(img.shape, dtype=img.dtype) / math.sqrt(img.shape[2] * img.shape[3])
             (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
             lengths = g.square().sum(2).mean(1).sqrt()
             a = pl_mean + 0.01 * (lengths.mean() - pl_mean)
-            ((lengths - a).square().mean() * PL_WEIGHT * INTERVAL).backward()
+            (g_main + (lengths - a).square().mean() * PL_WEIGHT * interval).backward()
             opt_g.step(), opt_g.zero_grad(set_to_none=True)
             pl_mean = a.detach()
         # Dmain: only D trains; fakes without graph (w_avg is tracked here)
         G.requires_grad_(False), D.requires_grad_(True)
         with torch.no_grad():
             fake, _ = _run_G(G, torch.randn([N, G.z_dim]), update_emas=True)
-        (F.softplus(D(fake, no_c)).mean() + F.softplus(-D(real, no_c)).mean()).backward()
-        opt_d.step(), opt_d.zero_grad(set_to_none=True)
-        if i % INTERVAL == 0:  # Dreg: R1 on reals
-            x = real.detach().requires_grad_(True)
-            (g,) = torch.autograd.grad(D(x, no_c).sum(), x, create_graph=True)
-            (g.square().sum([1, 2, 3]).mean() * (GAMMA / 2) * INTERVAL).backward()
+        x = real.detach().requires_grad_(interval == 1)
+        real_logits = D(x, no_c)
+        d_main = F.softplus(D(fake, no_c)).mean() + F.softplus(-real_logits).mean()
+        if interval > 1:
+            d_main.backward()
+            opt_d.step(), opt_d.zero_grad(set_to_none=True)
+            d_main = 0
+        if i % interval == 0:  # Dreg: R1 on reals
+            if interval > 1:
+                x = real.detach().requires_grad_(True)
+                real_logits = D(x, no_c)
+            (g,) = torch.autograd.grad(real_logits.sum(), x, create_graph=True)
+            (d_main + g.square().sum([1, 2, 3]).mean() * (GAMMA / 2) * interval).backward()
             opt_d.step(), opt_d.zero_grad(set_to_none=True)
         # G EMA: half-life N*10/32 images, ramp-up 0.05
         beta = 0.5 ** (N / max(min(N * 10 / 32 * 1000, cur_nimg * 0.05), 1e-8))
@@ -105,12 +116,12 @@ def _reference(G, D, iterations):
     return G, D, G_ema, pl_mean
 
 
-@pytest.mark.parametrize("iterations", [2, 3])
-def test_module_matches_an_independent_official_loop(iterations):
+@pytest.mark.parametrize("iterations,lazy", [(2, True), (3, True), (2, False)])
+def test_module_matches_an_independent_official_loop(iterations, lazy):
     G, D = _networks()
     g0, d0 = copy.deepcopy(G), copy.deepcopy(D)
     loss = {"r1_gamma": GAMMA, "d_reg_interval": INTERVAL, "pl_weight": PL_WEIGHT, "g_reg_interval": INTERVAL,
-            "style_mixing_prob": MIXING}
+            "style_mixing_prob": MIXING, "lazy": lazy}
     module = StyleGAN2Module(G, D, loss=loss, optim={"g_lr": LR, "d_lr": LR, "betas": list(BETAS)})
     torch.manual_seed(7)
     data = TensorDataset(torch.rand([N * iterations, 1, 16, 16]) * 2 - 1, torch.zeros([N * iterations, 0]))
@@ -121,7 +132,7 @@ def test_module_matches_an_independent_official_loop(iterations):
     trainer.fit(module, DataLoader(data, batch_size=N))
     assert len(recorder.seen) == iterations and module.iteration == iterations
 
-    ref_G, ref_D, ref_G_ema, ref_pl_mean = _reference(g0, d0, recorder.seen)
+    ref_G, ref_D, ref_G_ema, ref_pl_mean = _reference(g0, d0, recorder.seen, INTERVAL if lazy else 1)
     for name, ours, ref in [("G", module.G, ref_G), ("D", module.D, ref_D), ("G_ema", module.G_ema, ref_G_ema)]:
         theirs = ref.state_dict()
         for k, v in ours.state_dict().items():

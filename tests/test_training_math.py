@@ -25,9 +25,18 @@ def test_lazy_adam_matches_official_numbers():
     assert lazy_ratio(None) == lazy_ratio(1) == 1.0
 
 
-def test_non_lazy_config_regularizes_every_step():
-    cfg = LossConfig(lazy=False)
-    assert cfg.g_interval == cfg.d_interval == 1
+def test_lazy_schedule_in_one_place():
+    """Lazy: path length every 4, R1 every 16 (their iterations), Adam corrected for those intervals. Not lazy
+    (configs A-B): every step, in the main step, no Adam correction. Disabled: never, no correction."""
+    lazy, eager, off = LossConfig(), LossConfig(lazy=False), LossConfig(pl_weight=0, r1_gamma=0)
+    assert [i for i in range(33) if lazy.path_length.due(i)] == [0, 4, 8, 12, 16, 20, 24, 28, 32]
+    assert [i for i in range(33) if lazy.r1.due(i)] == [0, 16, 32]
+    assert (lazy.path_length.adam_interval, lazy.r1.adam_interval) == (4, 16)
+    assert not lazy.r1.with_main and eager.r1.with_main and eager.path_length.with_main
+    assert all(eager.r1.due(i) and eager.path_length.due(i) for i in range(5))
+    assert lazy_ratio(eager.r1.adam_interval) == lazy_ratio(eager.path_length.adam_interval) == 1.0
+    assert not any(off.r1.due(i) or off.path_length.due(i) for i in range(20))
+    assert off.r1.adam_interval is None and off.path_length.adam_interval is None
     with pytest.raises(ValueError, match=r"loss\.d_reg_interval"):
         LossConfig(d_reg_interval=0)
 

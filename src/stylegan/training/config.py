@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .lazy import LazyRegularizer
+
 
 @dataclass
 class LossConfig:
@@ -28,12 +30,14 @@ class LossConfig:
             raise ValueError("loss.r1_gamma and loss.pl_weight must be >= 0")
 
     @property
-    def g_interval(self) -> int:
-        return self.g_reg_interval if self.lazy else 1
+    def path_length(self) -> LazyRegularizer:
+        """G's regularizer (Eq. 4): weight pl_weight, every g_reg_interval minibatches (1 when not lazy)."""
+        return LazyRegularizer(self.pl_weight, self.g_reg_interval if self.lazy else 1)
 
     @property
-    def d_interval(self) -> int:
-        return self.d_reg_interval if self.lazy else 1
+    def r1(self) -> LazyRegularizer:
+        """D's regularizer (R1): weight r1_gamma, every d_reg_interval minibatches (1 when not lazy)."""
+        return LazyRegularizer(self.r1_gamma, self.d_reg_interval if self.lazy else 1)
 
 
 @dataclass

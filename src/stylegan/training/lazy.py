@@ -8,8 +8,37 @@ updates keep the intended step size and momentum (official ``training_loop``, "m
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass(frozen=True)
+class LazyRegularizer:
+    """When a regularizer runs and with what weight: every ``interval`` minibatches, its loss multiplied by
+    ``interval``; with interval 1 (``loss.lazy=false``, configs A-B) it shares the main loss's backward and step
+    (official "Gboth"/"Dboth"). A disabled one (``weight`` 0) never runs and its optimizer gets no lazy correction,
+    as the official loop does when a reg interval is None."""
+
+    weight: float
+    interval: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+    def due(self, iteration: int) -> bool:
+        return self.enabled and iteration % self.interval == 0
+
+    @property
+    def with_main(self) -> bool:
+        """Main loss and regularizer in one optimizer step."""
+        return self.interval == 1
+
+    @property
+    def adam_interval(self) -> int | None:
+        """The interval to correct Adam for (:func:`lazy_adam`), None when disabled."""
+        return self.interval if self.enabled else None
 
 
 def lazy_ratio(interval: int | None) -> float:

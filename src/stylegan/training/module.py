@@ -9,6 +9,7 @@ official "Gboth"/"Dboth", needed by the paper's configs A-B). Only the network b
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -111,8 +112,8 @@ class StyleGAN2Module(L.LightningModule):
     # ----------------------------------------------------------------- setup
     def configure_optimizers(self):
         o, cfg = self.optim_cfg, self.loss_cfg
-        opt_g = lazy_adam(self.G.parameters(), o.g_lr, o.betas, o.eps, cfg.g_interval if cfg.pl_weight > 0 else None)
-        opt_d = lazy_adam(self.D.parameters(), o.d_lr, o.betas, o.eps, cfg.d_interval if cfg.r1_gamma > 0 else None)
+        opt_g = lazy_adam(self.G.parameters(), o.g_lr, o.betas, o.eps, cfg.path_length.adam_interval)
+        opt_d = lazy_adam(self.D.parameters(), o.d_lr, o.betas, o.eps, cfg.r1.adam_interval)
         return [opt_g, opt_d]
 
     def setup(self, stage: str) -> None:
@@ -167,70 +168,84 @@ class StyleGAN2Module(L.LightningModule):
         opt.zero_grad(set_to_none=True)
         return True
 
+    def _train_only(self, net: torch.nn.Module | None) -> None:
+        """Only the network being trained has ``requires_grad`` (None: neither)."""
+        self.G.requires_grad_(net is self.G)
+        self.D.requires_grad_(net is self.D)
+
+    def generator_phase(self, opt, real_c: torch.Tensor, N: int, logs: dict[str, torch.Tensor]) -> None:
+        """G (Appendix B): the non-saturating logistic loss on N fresh fakes ("Gmain"); when path length is due,
+        its penalty (Eq. 4) on N / pl_batch_shrink fakes in float32, weighted pl_weight x interval ("Greg"), which
+        also updates the running mean a. Not lazy: both in one step."""
+        reg, cfg = self.loss_cfg.path_length, self.loss_cfg
+        self._train_only(self.G)
+        z, c = self._latents(N, real_c)
+        img, _ = self._run_G(z, c)
+        losses = {"Gmain": generator_loss(self._run_D(img, c))}
+        logs["loss/G"] = losses["Gmain"].detach()
+        due = reg.due(self.iteration)
+        if not (due and reg.with_main):
+            self._step(opt, self.G, losses, "Gmain")
+            losses = {}
+        if not due:
+            return
+        z, c = self._latents(max(N // cfg.pl_batch_shrink, 1), real_c)
+        with self._fp32():
+            img, ws = self._run_G(z, c)
+            img = at_least_float32(img)
+            lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
+            penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
+            losses["Greg"] = penalty.mean() * (reg.weight * reg.interval)
+        if self._step(opt, self.G, losses, "Greg"):
+            self.pl_mean.copy_(new_mean)
+        logs["loss/pl_penalty"] = penalty.mean().detach()
+        logs["pl_mean"] = self.pl_mean.clone()
+
+    def discriminator_phase(self, opt, real: torch.Tensor, real_c: torch.Tensor,
+                            logs: dict[str, torch.Tensor]) -> None:
+        """D (Appendix B): the logistic loss on N fakes (no gradient into G; G's mapping updates w_avg here, as the
+        official Dmain) and the reals ("Dmain"); when R1 is due, gamma / 2 * |grad D(x)|^2 on the reals in float32,
+        weighted x interval ("Dreg"). Not lazy: one real pass with input gradients serves both, one step."""
+        reg = self.loss_cfg.r1
+        self._train_only(self.D)
+        z, c = self._latents(real.shape[0], real_c)
+        with torch.no_grad():
+            fake, _ = self._run_G(z, c, update_emas=True)
+        due = reg.due(self.iteration)
+        with_main = due and reg.with_main
+        real_in = real.detach().requires_grad_(with_main)
+        with self._fp32() if with_main else contextlib.nullcontext():
+            real_logits = self._run_D(real_in, real_c)
+        fake_logits = self._run_D(fake, c)
+        losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
+        logs["loss/D"] = losses["Dmain"].detach()
+        logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+        if not due:
+            self._step(opt, self.D, losses, "Dmain")
+            return
+        if not with_main:
+            self._step(opt, self.D, losses, "Dmain")
+            losses = {}
+            real_in = real.detach().requires_grad_(True)
+            with self._fp32():
+                real_logits = self._run_D(real_in, real_c)
+        with self._fp32():
+            penalty = r1_penalty(real_in, real_logits)
+            losses["Dreg"] = r1_loss(penalty, reg.weight) * reg.interval
+        logs["loss/r1_penalty"] = penalty.mean().detach()
+        self._step(opt, self.D, losses, "Dreg")
+
     def training_step(self, batch, batch_idx: int) -> None:
+        """One minibatch in the official order: G phase, D phase, G EMA; progress counted in images shown."""
         real, real_c = batch
-        N, cfg = real.shape[0], self.loss_cfg
         opt_g, opt_d = self.optimizers()
         logs: dict[str, torch.Tensor] = {}
         if self._tick is None:
             self._tick = (time.perf_counter(), self.cur_nimg)
-
-        # G: main (+ path length when due)
-        self.G.requires_grad_(True)
-        self.D.requires_grad_(False)
-        z, c = self._latents(N, real_c)
-        img, _ = self._run_G(z, c)
-        g_loss = {"Gmain": generator_loss(self._run_D(img, c))}
-        logs["loss/G"] = g_loss["Gmain"].detach()
-        g_reg = cfg.pl_weight > 0 and self.iteration % cfg.g_interval == 0
-        if not g_reg or cfg.g_interval > 1:
-            self._step(opt_g, self.G, g_loss, "Gmain")
-            g_loss = {}
-        if g_reg:
-            n = max(N // cfg.pl_batch_shrink, 1)
-            z, c = self._latents(n, real_c)
-            with self._fp32():
-                img, ws = self._run_G(z, c)
-                img = at_least_float32(img)
-                lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
-                penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
-                g_loss["Greg"] = penalty.mean() * (cfg.pl_weight * cfg.g_interval)
-            if self._step(opt_g, self.G, g_loss, "Greg"):
-                self.pl_mean.copy_(new_mean)
-            logs["loss/pl_penalty"] = penalty.mean().detach()
-            logs["pl_mean"] = self.pl_mean.clone()
-        self.G.requires_grad_(False)
-
-        # D: main (+ R1 when due)
-        self.D.requires_grad_(True)
-        z, c = self._latents(N, real_c)
-        with torch.no_grad():
-            fake, _ = self._run_G(z, c, update_emas=True)
-        d_reg = cfg.r1_gamma > 0 and self.iteration % cfg.d_interval == 0
-        both = d_reg and cfg.d_interval == 1
-        real_in = real.detach().requires_grad_(both)
-        with self._fp32() if both else torch.enable_grad():
-            real_logits = self._run_D(real_in, real_c)
-        fake_logits = self._run_D(fake, c)
-        d_loss = {"Dmain": discriminator_loss(real_logits, fake_logits)}
-        logs["loss/D"] = d_loss["Dmain"].detach()
-        logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
-        if d_reg and not both:
-            self._step(opt_d, self.D, d_loss, "Dmain")
-            d_loss = {}
-            real_in = real.detach().requires_grad_(True)
-            with self._fp32():
-                real_logits = self._run_D(real_in, real_c)
-        if d_reg:
-            with self._fp32():
-                penalty = r1_penalty(real_in, real_logits)
-                d_loss["Dreg"] = r1_loss(penalty, cfg.r1_gamma) * cfg.d_interval
-            logs["loss/r1_penalty"] = penalty.mean().detach()
-        self._step(opt_d, self.D, d_loss, "Dreg" if d_reg else "Dmain")
-        self.D.requires_grad_(False)
-
-        # G EMA and progress
-        batch_total = N * _world_size()
+        self.generator_phase(opt_g, real_c, real.shape[0], logs)
+        self.discriminator_phase(opt_d, real, real_c, logs)
+        self._train_only(None)
+        batch_total = real.shape[0] * _world_size()
         ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch_total * 10 / 32
         update_ema(self.G_ema, self.G, ema_beta(batch_total, self.cur_nimg, ema_kimg, self.ema_rampup))
         self.cur_nimg += batch_total
