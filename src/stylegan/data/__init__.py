@@ -8,11 +8,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from stylegan.data.errors import DatasetError
+from .errors import DatasetError
 
 if TYPE_CHECKING:
-    from stylegan.data.datamodule import ImageDataModule
-    from stylegan.data.sampler import InfiniteSampler
+    from .datamodule import ImageDataModule
+    from .sampler import InfiniteSampler
 
 _LAZY = {"ImageDataModule": "stylegan.data.datamodule", "InfiniteSampler": "stylegan.data.sampler"}
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stylegan.data.sources import decode_image
-from stylegan.data.validate import ALPHA_MODES, SIXTEEN_BIT_MODES, inspect_bytes
+from .sources import decode_image
+from .validate import ALPHA_MODES, SIXTEEN_BIT_MODES, inspect_bytes
 
 FILTERS = {
     "box": Image.Resampling.BOX,

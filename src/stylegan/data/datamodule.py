@@ -22,18 +22,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from stylegan.data.demo import load_lfw, load_mnist
-from stylegan.data.errors import DatasetError
-from stylegan.data.sampler import InfiniteSampler
-from stylegan.data.sources import (
+from .demo import load_lfw, load_mnist
+from .errors import DatasetError
+from .sampler import InfiniteSampler
+from .sources import (
     FolderContainer,
     ImageStore,
     ZipContainer,
     is_prepared,
     open_prepared,
 )
-from stylegan.data.stream import BatchStream, ImageDataset, to_float
-from stylegan.data.validate import build_raw_store, check_policy, check_resolution
+from .stream import BatchStream, ImageDataset, to_float
+from .validate import build_raw_store, check_policy, check_resolution
 
 log = logging.getLogger(__name__)
 

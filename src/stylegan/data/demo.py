@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stylegan.data.errors import DatasetError
-from stylegan.data.sources import ArrayStore
+from .errors import DatasetError
+from .sources import ArrayStore
 
 MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
 

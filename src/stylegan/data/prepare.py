@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from stylegan import __version__
-from stylegan.data.convert import FILTERS, TRANSFORMS, Converted, ConvertOptions, convert_bytes
-from stylegan.data.errors import DatasetError
-from stylegan.data.sources import (
+
+from .convert import FILTERS, TRANSFORMS, Converted, ConvertOptions, convert_bytes
+from .errors import DatasetError
+from .sources import (
     PREPARED_FORMAT,
     PREPARED_IMAGES,
     PREPARED_META,
@@ -38,7 +39,7 @@ from stylegan.data.sources import (
     is_prepared,
     read_label_map,
 )
-from stylegan.data.validate import BadImage, apply_policy, check_policy, check_resolution, find_bad_labels
+from .validate import BadImage, apply_policy, check_policy, check_resolution, find_bad_labels
 
 SKIP_HINT = "pass --on-bad-image skip"
 

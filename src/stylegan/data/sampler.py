@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Sampler
 
-from stylegan.data.errors import DatasetError
+from .errors import DatasetError
 
 
 class InfiniteSampler(Sampler[int]):

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from stylegan.data.sampler import InfiniteSampler
-from stylegan.data.sources import ImageStore
+from .sampler import InfiniteSampler
+from .sources import ImageStore
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from stylegan.data.errors import DatasetError
-from stylegan.data.sources import Container, FileStore, decode_image, read_label_map
+from ..utils.checks import check_resolution as shared_check_resolution
+from .errors import DatasetError
+from .sources import Container, FileStore, decode_image, read_label_map
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,8 @@ def check_policy(policy: str, key: str = "data.on_bad_image") -> None:
 
 
 def check_resolution(resolution: int, key: str = "data.resolution") -> None:
-    """Resolutions must be powers of two, at least 4."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 4:
-        raise DatasetError(f"{key}={resolution!r} must be an integer power of two >= 4 (e.g. {key}=32)")
-    if resolution & (resolution - 1):
-        lower = 1 << (resolution.bit_length() - 1)
-        raise DatasetError(
-            f"{key}={resolution} is not a power of two; use {key}={lower} or {key}={lower * 2} "
-            "(stylegan-prepare resizes images to it)"
-        )
+    """Resolutions must be powers of two, at least 4 (the networks' own check, as a DatasetError)."""
+    shared_check_resolution(resolution, key, DatasetError, hint=" (stylegan-prepare resizes images to it)")
 
 
 def _png_bit_depth(data: bytes) -> int:

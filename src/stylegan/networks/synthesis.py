@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.checks import check_resolution
 from .layers import SQRT_HALF, Conv2dLayer
 from .resample import setup_filter, upsample2d
 from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
@@ -18,11 +19,6 @@ from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
 ARCHITECTURES = ("orig", "skip", "resnet")
 FUSED_MODES = (True, False, "inference_only")
 OUTPUT_ACTIVATIONS = ("linear", "tanh")
-
-
-def check_resolution(resolution: int, what: str) -> None:
-    if resolution < 4 or resolution & (resolution - 1):
-        raise ValueError(f"{what} must be a power of two >= 4, got {resolution}")
 
 
 def check_at_least(minimum: int, **values: int | None) -> None:
