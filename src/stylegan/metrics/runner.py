@@ -29,6 +29,10 @@ from .precision_recall import precision_recall
 log = logging.getLogger(__name__)
 
 
+# metric kind -> the Networks field it runs on (the one table)
+FIELD_OF_KIND = {"fid": "features", "kid": "features", "pr": "pr", "ppl": "distance"}
+
+
 @dataclass
 class Networks:
     """The networks the metrics use: ``features`` (FID, KID), ``pr`` (precision/recall), ``distance`` (PPL)."""
@@ -37,19 +41,22 @@ class Networks:
     pr: nn.Module | None = None
     distance: nn.Module | None = None
 
+    def for_kind(self, kind: str) -> nn.Module | None:
+        return getattr(self, FIELD_OF_KIND[kind])
+
 
 def build_networks(specs: list[MetricSpec], feature_extractor: Any = "inception",
                    feature_extractor_weights_path: str | None = None, pr_extractor: Any = "vgg16",
                    pr_extractor_weights_path: str | None = None, ppl_distance: Any = "lpips") -> Networks:
     """Build only what ``specs`` need; raises :class:`MetricSetupError` (one line) when something is missing."""
-    kinds = {s.kind for s in specs}
+    fields = {FIELD_OF_KIND[s.kind] for s in specs}
     nets = Networks()
-    if kinds & {"fid", "kid"}:
+    if "features" in fields:
         nets.features = resolve_extractor(feature_extractor, feature_extractor_weights_path,
                                           "metrics.feature_extractor_weights_path")
-    if "pr" in kinds:
+    if "pr" in fields:
         nets.pr = resolve_extractor(pr_extractor, pr_extractor_weights_path, "metrics.pr_extractor_weights_path")
-    if "ppl" in kinds:
+    if "distance" in fields:
         nets.distance = resolve_distance(ppl_distance)
     return nets
 
@@ -72,9 +79,7 @@ class MetricRunner:
         self._real: dict[tuple, dict[str, torch.Tensor]] = {}
         self.extraction_calls = 0  # real-image extractions actually run (the cache test counts them)
         for s in self.specs:
-            net = {"fid": networks.features, "kid": networks.features, "pr": networks.pr,
-                   "ppl": networks.distance}[s.kind]
-            if net is None:
+            if networks.for_kind(s.kind) is None:
                 raise MetricSetupError(f"metric {s.name!r} needs a network that was not built")
 
     # ------------------------------------------------------------------ names
@@ -86,8 +91,7 @@ class MetricRunner:
         return out
 
     def _net(self, spec: MetricSpec) -> nn.Module:
-        return {"fid": self.networks.features, "kid": self.networks.features, "pr": self.networks.pr,
-                "ppl": self.networks.distance}[spec.kind]
+        return self.networks.for_kind(spec.kind)
 
     # ------------------------------------------------------------------ real data
     @staticmethod
