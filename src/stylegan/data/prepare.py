@@ -162,27 +162,8 @@ def _results(
     return pool.map(task, names, chunksize=max(1, min(64, len(names) // (4 * workers))))
 
 
-def prepare_dataset(
-    src: str | Path,
-    dest: str | Path,
-    resolution: int,
-    channels: int = 3,
-    transform: str = "center-crop",
-    filter: str = "box",
-    workers: int = 1,
-    on_bad_image: str = "error",
-    overwrite: bool = False,
-    allow_upscale: bool = False,
-    max_images: int | None = None,
-    progress: bool = True,
-) -> PrepareSummary:
-    """Convert ``src`` (folder or zip, optional dataset.json labels) into a prepared dataset at ``dest``."""
-    options = ConvertOptions(resolution, channels, transform, filter, allow_upscale)
-    _check_options(options, on_bad_image)
-    src, dest = Path(src).expanduser(), Path(dest).expanduser()
-    container = _open_source(src)
-    if dest.exists() and not overwrite:
-        raise DatasetError(f"DEST {dest} already exists; choose another path or pass --overwrite")
+def _select(container, src: Path, max_images: int | None, on_bad_image: str):
+    """(names considered, label map, names without a label, names to convert); label problems per the policy."""
     all_names = container.list_images()
     if not all_names:
         raise DatasetError(f"no PNG/JPEG/WebP images found in {src} (searched recursively)")
@@ -199,37 +180,80 @@ def prepare_dataset(
         if on_bad_image == "error":
             apply_policy(missing, "error", container.where, len(names), SKIP_HINT)
         unlabeled = {b.name for b in missing}
-    todo = [n for n in names if n not in unlabeled]
+    return names, label_map, unlabeled, [n for n in names if n not in unlabeled]
+
+
+def _convert_all(container, todo: list[str], options: ConvertOptions, writer: _NpyWriter, workers: int,
+                 on_bad_image: str, num_names: int, progress: bool) -> tuple[list[str], list[BadImage], Counter]:
+    """Convert ``todo`` into ``writer`` (in order, ``workers`` processes): (kept names, bad images, notes)."""
+    kept: list[str] = []
+    bad: list[BadImage] = []
+    notes: Counter = Counter()
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(todo) > 1 else None
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="Preparing", unit="img", file=sys.stderr, disable=not progress)
+    try:
+        for name, res in zip(todo, _results(container, todo, options, workers, pool), strict=True):
+            bar.update(1)
+            if res.pixels is None:
+                item = BadImage(name, res.reason or "cannot be converted", res.fix)
+                if on_bad_image == "error":
+                    apply_policy([item], "error", container.where, num_names, SKIP_HINT)
+                bad.append(item)
+                continue
+            writer.append(res.pixels)
+            kept.append(name)
+            notes.update(res.notes)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return kept, bad, notes
+
+
+def _replace_dir(tmp: Path, dest: Path) -> None:
+    """Move the finished ``tmp`` folder to ``dest``; an existing ``dest`` is removed only once the new one is in."""
+    if dest.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+        os.replace(dest, old / "previous")
+        os.replace(tmp, dest)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def prepare_dataset(
+    src: str | Path,
+    dest: str | Path,
+    resolution: int,
+    channels: int = 3,
+    transform: str = "center-crop",
+    filter: str = "box",
+    workers: int = 1,
+    on_bad_image: str = "error",
+    overwrite: bool = False,
+    allow_upscale: bool = False,
+    max_images: int | None = None,
+    progress: bool = True,
+) -> PrepareSummary:
+    """Convert ``src`` (folder or zip, optional dataset.json labels) into a prepared dataset at ``dest``; written to
+    a temporary folder first, so ``dest`` is whole or untouched."""
+    options = ConvertOptions(resolution, channels, transform, filter, allow_upscale)
+    _check_options(options, on_bad_image)
+    src, dest = Path(src).expanduser(), Path(dest).expanduser()
+    container = _open_source(src)
+    if dest.exists() and not overwrite:
+        raise DatasetError(f"DEST {dest} already exists; choose another path or pass --overwrite")
+    names, label_map, unlabeled, todo = _select(container, src, max_images, on_bad_image)
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
     writer = None
     try:
-        shape = (channels, resolution, resolution)
-        writer = _NpyWriter(tmp / PREPARED_IMAGES, len(todo), shape)
-        kept: list[str] = []
-        bad: list[BadImage] = [BadImage(n, "has no label in dataset.json", "") for n in unlabeled]
-        notes: Counter = Counter()
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(todo) > 1 else None
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc="Preparing", unit="img", file=sys.stderr, disable=not progress)
-        try:
-            for name, res in zip(todo, _results(container, todo, options, workers, pool), strict=True):
-                bar.update(1)
-                if res.pixels is None:
-                    item = BadImage(name, res.reason or "cannot be converted", res.fix)
-                    if on_bad_image == "error":
-                        apply_policy([item], "error", container.where, len(names), SKIP_HINT)
-                    bad.append(item)
-                    continue
-                writer.append(res.pixels)
-                kept.append(name)
-                notes.update(res.notes)
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        writer = _NpyWriter(tmp / PREPARED_IMAGES, len(todo), (channels, resolution, resolution))
+        kept, bad, notes = _convert_all(container, todo, options, writer, workers, on_bad_image, len(names), progress)
+        bad = [BadImage(n, "has no label in dataset.json", "") for n in unlabeled] + bad
         if not kept:
             apply_policy(bad, on_bad_image, container.where, len(bad), SKIP_HINT)  # raises: nothing usable
         writer.finish()
@@ -251,13 +275,7 @@ def prepare_dataset(
             "created_by": f"stylegan-prepare {__version__}",
         }
         (tmp / PREPARED_META).write_text(json.dumps(meta), encoding="utf-8")
-        if dest.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
-            os.replace(dest, old / "previous")
-            os.replace(tmp, dest)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
+        _replace_dir(tmp, dest)
     except BaseException:
         if writer is not None:
             writer.abort()
