@@ -3,7 +3,7 @@
 The demo must learn the digits' pixel statistics (dark background, bright strokes) and *diverse* digits: its
 samples cover the classes and lie far closer to held-out real digits, in the judge's feature space, than the
 untrained G's. The test trains the demo's settings for 20 of its 25 kimg (to keep the suite short). Measured
-(2026-12-01, 2 CPU cores, RESULTS.md session 8): at 20 kimg FD 119 against 577 untrained (real digits 8.8),
+(2026-12-01, 2 CPU cores, DEMO_TUNING.md session 8): at 20 kimg FD 119 against 577 untrained (real digits 8.8),
 9 classes, 8.8 effective classes (untrained 6.9: that bound only catches a collapse); at 25 kimg FD 92, 10 classes.
 Three other runs (seeds 0-2 at 1 thread) gave FD 101-217 at 19.2 kimg, 8-10 classes, 6.4-8.4 effective classes.
 Collapsed demos (the paper's linear output) gave FD 750-1100, 1-3 classes, 1.1-4.3 effective classes.
