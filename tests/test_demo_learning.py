@@ -7,6 +7,9 @@ untrained G's. The test trains the demo's settings for 20 of its 25 kimg (to kee
 9 classes, 8.8 effective classes (untrained 6.9: that bound only catches a collapse); at 25 kimg FD 92, 10 classes.
 Three other runs (seeds 0-2 at 1 thread) gave FD 101-217 at 19.2 kimg, 8-10 classes, 6.4-8.4 effective classes.
 Collapsed demos (the paper's linear output) gave FD 750-1100, 1-3 classes, 1.1-4.3 effective classes.
+Bounds sit in the gap between the two, with a margin from the healthy runs' spread (another CPU's float kernels
+follow another trajectory, like another seed): FD < 0.5x untrained (~290; healthy <= 217), >= 6 classes (healthy
+8-10, collapsed <= 3), >= 5 effective classes (healthy >= 6.4, collapsed <= 4.3).
 """
 
 from __future__ import annotations
@@ -38,4 +41,4 @@ def test_demo_learns_diverse_digits(tmp_path):
     assert trained["pixel_w1"] < 0.8 * r["mean_image"]["pixel_w1"], r
     # diversity: no mode collapse
     assert trained["fd"] < 0.5 * untrained["fd"], r
-    assert trained["classes"] >= 8 and trained["effective_classes"] >= 5, r
+    assert trained["classes"] >= 6 and trained["effective_classes"] >= 5, r
