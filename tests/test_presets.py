@@ -68,6 +68,18 @@ def test_table1_configs(name):
     assert cfg.loss.style_mixing_prob == 0.9 and cfg.model.optim.g_lr == 0.002 and cfg.data.batch_size == 32
 
 
+@pytest.mark.parametrize("name", sorted(TABLE1))
+def test_scale_cpu_shrinks_any_preset_and_keeps_its_recipe(name):
+    g_arch, d_arch, style, _, gamma, lazy, pl = TABLE1[name]
+    cfg = _compose([f"experiment={name}", "scale=cpu"])
+    g, d = cfg.model.generator, cfg.model.discriminator
+    assert (g.z_dim, g.channel_base, g.channel_max, g.mapping_kwargs.num_layers, cfg.data.batch_size) == (
+        32, 1024, 64, 2, 16)
+    assert (g.architecture, d.architecture, g.style_block) == (g_arch, d_arch, style)
+    assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
+    assert _compose(["experiment=tiny"]).model.generator.channel_base == 1024  # tiny = the default at scale=cpu
+
+
 def _sweep_jobs(cfg) -> list[list[str]]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
