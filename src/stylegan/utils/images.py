@@ -27,9 +27,8 @@ def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.nda
     return quantize(img.cpu().to(torch.promote_types(img.dtype, torch.float32)), drange).permute(0, 2, 3, 1).numpy()
 
 
-def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
-    """Tile a batch into one [rows*H, cols*W, C] uint8 array (C = 1 or 3)."""
-    x = to_uint8(img, drange)
+def tile(x: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """[N, H, W, C] uint8 -> one [rows*H, cols*W, C] array (``cols`` default: ceil(sqrt(N)))."""
     N, H, W, C = x.shape
     cols = cols or math.ceil(math.sqrt(N))
     rows = math.ceil(N / cols)
@@ -38,6 +37,11 @@ def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, f
         r, c = divmod(i, cols)
         grid[r * H : (r + 1) * H, c * W : (c + 1) * W] = x[i]
     return grid
+
+
+def make_grid(img: torch.Tensor, cols: int | None = None, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
+    """Tile a float batch into one [rows*H, cols*W, C] uint8 array (C = 1 or 3)."""
+    return tile(to_uint8(img, drange), cols)
 
 
 def save_image(array: np.ndarray, path: str | os.PathLike) -> Path:

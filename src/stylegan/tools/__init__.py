@@ -1,0 +1,1 @@
+"""Using a trained generator: ``stylegan generate`` and ``stylegan export`` (see :mod:`stylegan.tools.__main__`)."""
