@@ -9,17 +9,26 @@ activations by ``s`` before a shared conv and by the demodulation coefficients a
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 
 from .resample import conv_up2
 
 
+def no_autocast(device_type: str):
+    """Autocast off inside (a no-op context, with no cost on the hot path, when autocast is not on)."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
 def float32_styles(affine: torch.nn.Module, w: torch.Tensor) -> torch.Tensor:
     """``affine(w)`` in float32 with autocast off: under bf16/fp16 autocast the styles (and the demodulation
     coefficients computed from them) stay float32 and are cast only where they scale the activations, as in the
     official mixed-precision layers."""
-    with torch.autocast(device_type=w.device.type, enabled=False):
+    with no_autocast(w.device.type):
         return affine(w.to(torch.promote_types(w.dtype, torch.float32)))
 
 
@@ -55,7 +64,7 @@ def modulated_conv2d(
         raise ValueError("modulated_conv2d with up=2 needs a resample_filter")
     d = None
     if demodulate:  # [N, O], at least float32 (a float64 run stays float64), outside autocast
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with no_autocast(x.device.type):
             dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
             d = demodulation_coefficients(weight.to(dtype), styles.to(dtype)).to(x.dtype)
     weight = weight.to(x.dtype)
