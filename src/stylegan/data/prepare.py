@@ -39,7 +39,14 @@ from .sources import (
     is_prepared,
     read_label_map,
 )
-from .validate import BadImage, apply_policy, check_policy, check_resolution, find_bad_labels
+from .validate import (
+    BadImage,
+    apply_policy,
+    check_policy,
+    check_resolution,
+    find_bad_labels,
+    refuse_stale_labels,
+)
 
 SKIP_HINT = "pass --on-bad-image skip"
 
@@ -172,12 +179,8 @@ def _select(container, src: Path, max_images: int | None, on_bad_image: str):
     unlabeled: set[str] = set()
     if label_map is not None:
         missing, stale = find_bad_labels(label_map, names, all_names, container.where("dataset.json"))
-        if stale and on_bad_image == "error":
-            raise DatasetError(
-                f"{container.where('dataset.json')} lists {stale[0]!r}, which is not an image in SRC "
-                f"({len(stale)} such entries); fix the labels or {SKIP_HINT}"
-            )
         if on_bad_image == "error":
+            refuse_stale_labels(container, stale, "SRC", f"fix the labels or {SKIP_HINT}")
             apply_policy(missing, "error", container.where, len(names), SKIP_HINT)
         unlabeled = {b.name for b in missing}
     return names, label_map, unlabeled, [n for n in names if n not in unlabeled]

@@ -56,6 +56,13 @@ def check_policy(policy: str, key: str = "data.on_bad_image") -> None:
         raise DatasetError(f"{key}={policy!r} is not a policy; use one of {', '.join(POLICIES)}")
 
 
+def refuse_stale_labels(container: Container, stale: Sequence[str], in_what: str, fix: str) -> None:
+    """dataset.json entries naming files the source lacks, refused under the error policy."""
+    if stale:
+        raise DatasetError(f"{container.where('dataset.json')} lists {stale[0]!r}, which is not an image in "
+                           f"{in_what} ({len(stale)} such entries); {fix}")
+
+
 def check_resolution(resolution: int, key: str = "data.resolution") -> None:
     """Resolutions must be powers of two, at least 4 (the networks' own check, as a DatasetError)."""
     shared_check_resolution(resolution, key, DatasetError, hint=" (stylegan-prepare resizes images to it)")
@@ -249,11 +256,9 @@ def build_raw_store(
         )
     if label_map is not None:
         missing, stale = find_bad_labels(label_map, names, all_names, container.where("dataset.json"))
-        if stale and policy == "error":
-            raise DatasetError(
-                f"{container.where('dataset.json')} lists {stale[0]!r}, which is not an image in the dataset "
-                f"({len(stale)} such entries); fix the labels, or set data.on_bad_image=skip to ignore them"
-            )
+        if policy == "error":
+            refuse_stale_labels(container, stale, "the dataset",
+                                "fix the labels, or set data.on_bad_image=skip to ignore them")
         if stale:
             log.warning("Ignoring %d dataset.json entries without an image, e.g. %s", len(stale), stale[0])
         known = {b.name for b in bad}

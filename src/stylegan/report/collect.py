@@ -35,10 +35,7 @@ class Job:
         return points[-1][1] if points else math.nan
 
     def best(self, column: str) -> float:
-        values = [v for _, v in self.curves.get(column, []) if math.isfinite(v)]
-        if not values:
-            return math.nan
-        return max(values) if higher_is_better(column) else min(values)
+        return best_of([v for _, v in self.curves.get(column, [])], column)
 
     def median(self, column: str) -> float:
         values = [v for _, v in self.curves.get(column, []) if math.isfinite(v)]
@@ -52,6 +49,14 @@ class Job:
 def higher_is_better(column: str) -> bool:
     name = column.rsplit("/", 1)[-1]
     return any(word in name for word in ("precision", "recall", "img_per_sec")) or name.startswith("is")
+
+
+def best_of(values: list[float], column: str) -> float:
+    """The best finite value for ``column``'s direction; NaN when there is none."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan
+    return max(finite) if higher_is_better(column) else min(finite)
 
 
 def _overrides(path: Path) -> dict[str, str]:

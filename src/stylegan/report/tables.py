@@ -8,7 +8,7 @@ import io
 import math
 import statistics
 
-from .collect import Job, higher_is_better, metric_columns
+from .collect import Job, best_of, metric_columns
 
 
 def fmt(value: float) -> str:
@@ -38,13 +38,6 @@ def _cell(jobs: list[Job], column: str, reduce: str) -> tuple[float, str]:
     return mean, text + (f" ({len(other)} {'/'.join(sorted(set(other)))})" if other else "")
 
 
-def _best(values: list[float], column: str) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return max(finite) if higher_is_better(column) else min(finite)
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -64,7 +57,7 @@ def grid(jobs: list[Job], rows_key: str, cols_key: str, column: str, reduce: str
 
 def grid_markdown(jobs: list[Job], rows_key: str, cols_key: str, column: str, reduce: str) -> str:
     row_values, col_values, cells = grid(jobs, rows_key, cols_key, column, reduce)
-    best = _best([v for v, _ in cells.values()], column)
+    best = best_of([v for v, _ in cells.values()], column)
     rows = [[f"**{r}**"] + [f"**{t}**" if v == best else t for v, t in (cells[(r, c)] for c in col_values)]
             for r in row_values]
     return _table([f"{rows_key} \\ {cols_key}", *col_values], rows)
@@ -89,7 +82,7 @@ def summary_markdown(jobs: list[Job], keys: list[str], columns: list[str], reduc
     n = len(keys)
     values = [r[n + 3 : -1] for r in rows]
     done = [j.status == "completed" for j in jobs]
-    best = {c: _best([v[i] for v, ok in zip(values, done, strict=True) if ok], c) for i, c in enumerate(columns)}
+    best = {c: best_of([v[i] for v, ok in zip(values, done, strict=True) if ok], c) for i, c in enumerate(columns)}
     text_rows = [[str(r[0]), *map(str, r[1 : n + 1]), r[n + 1], fmt(r[n + 2]),
                   *(f"**{fmt(x)}**" if ok and x == best[c] else fmt(x) for c, x in zip(columns, v, strict=True))]
                  for r, v, ok in zip(rows, values, done, strict=True)]
