@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metric_names=[fid50k_full] data=mnist`` (Hydra; or
 ``stylegan-evaluate``). Writes JSON with the values, the networks that produced them, counts, checkpoint and kimg.
 
-``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated) or an official-format weights file (a dict with
-``G`` and ``G_kwargs``, see :mod:`stylegan.official`).
+``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated), an official-format weights file (a dict with
+``G`` and ``G_kwargs``, see :mod:`stylegan.official`) or an NVlabs network pickle (``.pkl``; its ``G_ema``, read
+without running its code, see :mod:`stylegan.official_pickle`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
-from .official import load_official
+from .official import OfficialWeightsError, load_official, load_official_file
+from .official_pickle import is_network_pickle
 from .utils.atomic import atomic_open
 from .utils.config_dir import config_dir
 from .utils.resolvers import register as register_resolvers
@@ -43,9 +45,17 @@ def submodule_state(state_dict: dict[str, torch.Tensor], name: str) -> dict[str,
 
 
 def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
-    """(G, kimg) from our Lightning checkpoint (G_ema) or an official-format file (G; kimg unknown)."""
+    """(G, kimg) from our Lightning checkpoint (G_ema), an official-format file (G; kimg unknown) or an NVlabs network
+    pickle (G_ema; kimg unknown), told apart by content."""
     if not Path(path).is_file():
         raise EvaluateError(f"ckpt={path} does not exist")
+    if is_network_pickle(path):
+        try:
+            G, _ = load_official_file(path)  # its messages start with the path
+        except OfficialWeightsError as e:
+            msg = str(e)
+            raise EvaluateError(f"ckpt={msg}" if msg.startswith(str(path)) else f"ckpt={path}: {msg}") from None
+        return G.eval().requires_grad_(False), None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -4,7 +4,8 @@ A *blob* is a dict with the official state_dicts ``G`` and ``D`` and their const
 ``D_kwargs`` (flat as in stylegan3, or with ada's nested ``synthesis_kwargs``). Our modules have the official
 parameter and buffer names, in the official order, so import is a checked ``load_state_dict`` and export is
 ``state_dict()``. The per-layer ``resample_filter`` buffers must hold the [1,3,3,1] filter; absent ones are
-filled in (converters that drop them load too).
+filled in (converters that drop them load too). NVlabs network pickles (``*.pkl``) are read into a blob, without
+running their code, by :mod:`stylegan.official_pickle`; :func:`load_official_file` takes both kinds of file.
 """
 
 from __future__ import annotations
@@ -127,14 +128,26 @@ def load_official(blob: Mapping[str, Any], g_key: str = "G") -> tuple[Generator 
     return G, D
 
 
-def load_official_file(path: str | os.PathLike, g_key: str = "G") -> tuple[Generator | None, Discriminator | None]:
-    """``load_official`` of a ``torch.save``-d blob (loaded with ``weights_only=True``)."""
+def load_official_file(path: str | os.PathLike,
+                       g_key: str | None = None) -> tuple[Generator | None, Discriminator | None]:
+    """``load_official`` of a file: a ``torch.save``-d blob (loaded with ``weights_only=True``; ``g_key`` None means
+    'G') or an NVlabs network pickle, told apart by content (:func:`stylegan.official_pickle.is_network_pickle`) and
+    read without running its code; for a pickle, ``g_key`` None means 'G_ema' (what the official tools use; 'G' is
+    the training generator)."""
+    from .official_pickle import is_network_pickle, network_blob, read_network_pickle
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official weights file not found: {path}")
+    if is_network_pickle(path):
+        blob = network_blob(read_network_pickle(path), path)
+        try:
+            return load_official(blob, g_key=g_key or "G_ema")
+        except OfficialWeightsError as e:
+            raise OfficialWeightsError(f"{path}: {e}") from None
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(blob, Mapping):
         raise OfficialWeightsError(f"{path}: expected a dict with 'G'/'D' and 'G_kwargs'/'D_kwargs'")
-    return load_official(blob, g_key=g_key)
+    return load_official(blob, g_key=g_key or "G")
 
 
 def export_official(G: Generator | None = None, D: Discriminator | None = None) -> dict[str, Any]:
