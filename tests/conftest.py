@@ -14,6 +14,15 @@ register()  # ${sg.*} resolvers of conf/, for tests that compose the configs
 OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one intra-op thread is faster than several, much faster on a shared, busy CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ref() -> dict:
     """The official dump; treat as read-only (tests that modify it deep-copy first)."""

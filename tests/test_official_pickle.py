@@ -25,13 +25,7 @@ from stylegan.tools.__main__ import main
 MARKER = "stylegan-official-pickle-test-ran-code"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These networks are tiny: one intra-op thread is much faster than several on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks (conftest)
 
 
 def _never_called(meta):

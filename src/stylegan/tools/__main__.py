@@ -1,6 +1,9 @@
 """``stylegan`` (or ``python -m stylegan.tools``): tools for a trained generator.
 
     stylegan generate --model MODEL --seeds 0-99,120 --outdir out [--trunc 0.7] [--class 3] [--grid]
+    stylegan mix --model MODEL --rows 85,100,75 --cols 55,821,1789 --styles coarse --out mix.png
+    stylegan video --model MODEL --seeds 0-7 --grid 2x2 [--space z|w] [--frames 60] --out walk.mp4
+    stylegan project --model MODEL --target photo.png --outdir proj [--steps 1000] [--w-plus] [--save-video]
     stylegan export --model MODEL g.safetensors
 
 MODEL: a stylegan-train checkpoint (its G_ema), official-format weights (``{'G', 'G_kwargs'}``) or a file written by
@@ -11,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..networks import Generator
+from ..utils.images import save_image
+from .generate import ToolError, check_outdir
 
 
 def load_model(path: str) -> Generator:
@@ -38,6 +45,10 @@ def _device(name: str) -> torch.device:
 def cmd_generate(args: argparse.Namespace) -> None:
     from .generate import check_options, class_labels, generate, parse_seeds, write_images
 
+    if (args.seeds is None) == (args.projected_w is None):
+        raise ToolError("pass --seeds or --projected-w (one of them)")
+    if args.projected_w is not None:
+        return generate_projected(args)
     seeds = parse_seeds(args.seeds)
     check_options(args.trunc, args.noise_mode)
     G = load_model(args.model)
@@ -48,6 +59,106 @@ def cmd_generate(args: argparse.Namespace) -> None:
                       progress=not args.quiet)
     paths = write_images(images, Path(args.outdir), args.grid)
     print(f"wrote {len(paths)} file(s) to {args.outdir}")
+
+
+def generate_projected(args: argparse.Namespace) -> None:
+    """``--projected-w FILE``: the ws saved by ``stylegan project`` (``w`` [N, num_ws, w_dim]), as projNN.png."""
+    from ..utils.images import to_uint8
+
+    try:
+        ws = torch.from_numpy(np.load(args.projected_w, allow_pickle=False)["w"]).float()
+    except (OSError, ValueError, KeyError) as e:
+        raise ToolError(f"--projected-w {args.projected_w}: not a .npz with a 'w' array ({e})") from None
+    check_outdir(Path(args.outdir))
+    G = load_model(args.model)
+    if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
+        raise ToolError(f"--projected-w {args.projected_w}: w has shape {tuple(ws.shape)}, this generator needs "
+                        f"[N, {G.num_ws}, {G.w_dim}]")
+    outdir = Path(args.outdir)
+    with torch.no_grad():
+        images = to_uint8(G.synthesis(ws, noise_mode=args.noise_mode))
+    paths = [save_image(img, outdir / f"proj{i:02d}.png") for i, img in enumerate(images)]
+    print(f"wrote {len(paths)} file(s) to {outdir}")
+
+
+def cmd_mix(args: argparse.Namespace) -> None:
+    from .generate import check_options, class_labels, parse_seeds
+    from .mixing import mixing_figure, parse_styles
+
+    rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
+    check_options(args.trunc, args.noise_mode)
+    check_output_file(args.out, (".png",))
+    G = load_model(args.model)
+    class_labels(G, args.class_idx, 1)
+    styles = parse_styles(args.styles, G)
+    grid = mixing_figure(G, rows, cols, styles, args.trunc, args.class_idx, args.noise_mode, args.batch_size or 8,
+                         _device(args.device))
+    print(f"wrote {save_image(grid, args.out)}: {len(rows)} rows x {len(cols)} columns, ws {styles} from the columns")
+
+
+def cmd_video(args: argparse.Namespace) -> None:
+    from .generate import check_options, class_labels, parse_seeds
+    from .video import check_walk, parse_grid, walk_frames, write_video
+
+    seeds, grid = parse_seeds(args.seeds), parse_grid(args.grid)
+    check_options(args.trunc, args.noise_mode)
+    check_walk(seeds, grid, args.space, args.frames, args.out)
+    G = load_model(args.model)
+    class_labels(G, args.class_idx, 1)
+    frames = walk_frames(G, seeds, grid, args.space, args.frames, not args.no_loop, args.trunc, args.class_idx,
+                         args.noise_mode, args.batch_size or 16, _device(args.device))
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        per = len(seeds) // (grid[0] * grid[1])
+        frames = tqdm(frames, total=args.frames * (per if not args.no_loop else per - 1) + args.no_loop, unit="frame")
+    path, n = write_video(frames, args.out, args.fps)
+    print(f"wrote {path}: {n} frames at {args.fps} fps")
+
+
+def cmd_project(args: argparse.Namespace) -> None:
+    from .generate import class_labels
+    from .projection import DISTANCES, ProjectionConfig, build_distance, load_target, project, render, write_projection
+
+    outdir = Path(args.outdir)
+    check_outdir(outdir)
+    if args.steps < 1:
+        raise ToolError(f"--steps {args.steps}: must be >= 1")
+    if args.distance not in DISTANCES:
+        raise ToolError(f"--distance {args.distance!r}: use one of {', '.join(DISTANCES)}")
+    if args.save_video:
+        from .video import _imageio
+
+        _imageio(outdir / "proj.mp4")
+    G = load_model(args.model)
+    class_labels(G, args.class_idx, 1)
+    target = load_target(args.target, G)
+    distance = build_distance(args.distance)
+    from tqdm.auto import tqdm
+
+    frames: list = []
+    every = max(1, args.steps // 100)
+    with tqdm(total=args.steps, unit="step", disable=args.quiet) as bar:
+        def progress(step: int, dist: float, ws) -> None:
+            bar.update(1)
+            bar.set_postfix(dist=f"{dist:.4f}")
+            if args.save_video and (step % every == 0 or step == args.steps - 1):
+                frames.append(render(G, {"ws": ws.cpu()}))
+
+        cfg = ProjectionConfig(num_steps=args.steps, w_plus=args.w_plus)
+        result = project(G, target, distance, cfg, args.seed, args.class_idx, _device(args.device), progress)
+    paths = write_projection(outdir, target, G, result)
+    if frames:
+        from .video import write_video
+
+        left = target.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        paths.append(write_video((np.concatenate([left, f], axis=1) for f in frames), outdir / "proj.mp4")[0])
+    print(f"wrote {', '.join(p.name for p in paths)} to {outdir} (distance: {distance.name})")
+
+
+def check_output_file(path: str, suffixes: tuple[str, ...]) -> None:
+    if Path(path).suffix.lower() not in suffixes or Path(path).is_dir():
+        raise ToolError(f"--out {path}: pass a file name ending in {' or '.join(suffixes)}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -63,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="images for seeds (official seed convention)")
     gen.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
-    gen.add_argument("--seeds", required=True, help="seeds and inclusive ranges, e.g. 0-99,120")
+    gen.add_argument("--seeds", help="seeds and inclusive ranges, e.g. 0-99,120")
+    gen.add_argument("--projected-w", help="instead of seeds: a projected_w.npz written by 'stylegan project'")
     gen.add_argument("--outdir", required=True, help="folder for seedNNNN.png (or grid.png)")
     gen.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none; default 1)")
     gen.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
@@ -74,6 +186,41 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(run=cmd_generate)
+    mix = sub.add_parser("mix", help="style mixing figure (rows x columns, chosen ws from the columns)")
+    mix.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    mix.add_argument("--rows", required=True, help="row seeds (destinations), e.g. 85,100,75")
+    mix.add_argument("--cols", required=True, help="column seeds (style sources), e.g. 55,821,1789")
+    mix.add_argument("--styles", default="0-6", help="ws taken from the columns: coarse|middle|fine and/or "
+                     "index ranges (default 0-6, as the official script)")
+    mix.add_argument("--out", required=True, help="output .png")
+    vid = sub.add_parser("video", help="latent walk through seeds as GIF or MP4")
+    vid.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    vid.add_argument("--seeds", required=True, help="keyframe seeds, split into one walk per grid cell")
+    vid.add_argument("--grid", default="1x1", help="COLSxROWS walks side by side (default 1x1)")
+    vid.add_argument("--space", default="z", help="z (slerp, default) or w (lerp)")
+    vid.add_argument("--frames", type=int, default=60, help="frames per transition (default 60)")
+    vid.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
+    vid.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning")
+    vid.add_argument("--out", required=True, help="output .gif or .mp4")
+    prj = sub.add_parser("project", help="project an image into W (or W+): StyleGAN2 paper, Appendix D")
+    prj.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    prj.add_argument("--target", required=True, help="image to project (centre-cropped, resized to G)")
+    prj.add_argument("--outdir", required=True, help="folder for proj.png, side_by_side.png, projected_w.npz/.pt")
+    prj.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
+    prj.add_argument("--w-plus", action="store_true", help="one w per layer (W+) instead of one w (W)")
+    prj.add_argument("--distance", default="auto", help="auto (LPIPS if its weights load, else pixel) | lpips | "
+                     "pixel")
+    prj.add_argument("--seed", type=int, default=303, help="torch seed for the noise maps (default 303)")
+    prj.add_argument("--save-video", action="store_true", help="also proj.mp4 of the optimization")
+    for p, run in ((mix, cmd_mix), (vid, cmd_video), (prj, cmd_project)):
+        if p is not prj:
+            p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none)")
+            p.add_argument("--noise-mode", default="const", help="const (default) | random | none")
+            p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+        p.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional G")
+        p.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(run=run)
     exp = sub.add_parser("export", help="G_ema to safetensors + JSON kwargs (load with stylegan.export)")
     exp.add_argument("--model", required=True, help="checkpoint or official-format weights")
     exp.add_argument("out", help="output .safetensors path")
@@ -85,9 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     from ..cli import bad_input_line
     from ..evaluate import EvaluateError
     from ..export import ExportError
-    from .generate import ToolError
-
     args = build_parser().parse_args(argv)
+    show = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *_, **__: f"stylegan: warning: {message}\n"
     try:
         args.run(args)
     except Exception as e:
@@ -96,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"stylegan: error: {line}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = show
     return 0
 
 

@@ -21,18 +21,18 @@ class ToolError(ValueError):
     """Bad input to a ``stylegan`` tool (seeds, psi, class, model file); reported as one line before any work."""
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """``"0-99,120"`` -> [0, 1, ..., 99, 120] (ranges inclusive, as the official scripts)."""
     seeds: list[int] = []
     for part in str(text).split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not m:
-            raise ToolError(f"--seeds {text!r}: {part!r} is not a seed or a range; use e.g. 0-99,120")
+            raise ToolError(f"{option} {text!r}: {part!r} is not a seed or a range; use e.g. 0-99,120")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise ToolError(f"--seeds {text!r}: range {part.strip()} runs backwards; use {hi}-{lo}")
+            raise ToolError(f"{option} {text!r}: range {part.strip()} runs backwards; use {hi}-{lo}")
         if hi >= 2**32:
-            raise ToolError(f"--seeds {text!r}: seeds must be < 2**32 (numpy RandomState)")
+            raise ToolError(f"{option} {text!r}: seeds must be < 2**32 (numpy RandomState)")
         seeds += range(lo, hi + 1)
     return seeds
 
@@ -84,10 +84,14 @@ def generate(G: Generator, seeds: list[int], psi: float = 1.0, cutoff: int | Non
             bar.update(len(chunk))
 
 
-def write_images(images: Iterator[tuple[int, np.ndarray]], outdir: Path, grid: bool) -> list[Path]:
-    """``seedNNNN.png`` per image (the official names), or one ``grid.png``."""
+def check_outdir(outdir: Path) -> None:
     if outdir.exists() and not outdir.is_dir():
         raise ToolError(f"--outdir {outdir} is a file; pass a folder")
+
+
+def write_images(images: Iterator[tuple[int, np.ndarray]], outdir: Path, grid: bool) -> list[Path]:
+    """``seedNNNN.png`` per image (the official names), or one ``grid.png``."""
+    check_outdir(outdir)
     if not grid:
         return [save_image(img, outdir / f"seed{seed:04d}.png") for seed, img in images]
     return [save_image(tile(np.stack([img for _, img in images])), outdir / "grid.png")]
