@@ -6,8 +6,9 @@
     stylegan project --model MODEL --target photo.png --outdir proj [--steps 1000] [--w-plus] [--save-video]
     stylegan export --model MODEL g.safetensors
 
-MODEL: a stylegan-train checkpoint (its G_ema), official-format weights (``{'G', 'G_kwargs'}``) or a file written by
-``stylegan export``. Bad input stops before any work with one line ``stylegan: error: ...`` and exit code 2.
+MODEL: a stylegan-train checkpoint (its G_ema), official-format weights (``{'G', 'G_kwargs'}``), an NVlabs StyleGAN2
+network pickle (``.pkl``, read without running its code) or a file written by ``stylegan export``. Bad input stops
+before any work with one line ``stylegan: error: ...`` and exit code 2.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="images for seeds (official seed convention)")
-    gen.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    gen.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
     gen.add_argument("--seeds", help="seeds and inclusive ranges, e.g. 0-99,120")
     gen.add_argument("--projected-w", help="instead of seeds: a projected_w.npz written by 'stylegan project'")
     gen.add_argument("--outdir", required=True, help="folder for seedNNNN.png (or grid.png)")
@@ -187,14 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(run=cmd_generate)
     mix = sub.add_parser("mix", help="style mixing figure (rows x columns, chosen ws from the columns)")
-    mix.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    mix.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
     mix.add_argument("--rows", required=True, help="row seeds (destinations), e.g. 85,100,75")
     mix.add_argument("--cols", required=True, help="column seeds (style sources), e.g. 55,821,1789")
     mix.add_argument("--styles", default="0-6", help="ws taken from the columns: coarse|middle|fine and/or "
                      "index ranges (default 0-6, as the official script)")
     mix.add_argument("--out", required=True, help="output .png")
     vid = sub.add_parser("video", help="latent walk through seeds as GIF or MP4")
-    vid.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    vid.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
     vid.add_argument("--seeds", required=True, help="keyframe seeds, split into one walk per grid cell")
     vid.add_argument("--grid", default="1x1", help="COLSxROWS walks side by side (default 1x1)")
     vid.add_argument("--space", default="z", help="z (slerp, default) or w (lerp)")
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning")
     vid.add_argument("--out", required=True, help="output .gif or .mp4")
     prj = sub.add_parser("project", help="project an image into W (or W+): StyleGAN2 paper, Appendix D")
-    prj.add_argument("--model", required=True, help="checkpoint, official-format weights or .safetensors")
+    prj.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
     prj.add_argument("--target", required=True, help="image to project (centre-cropped, resized to G)")
     prj.add_argument("--outdir", required=True, help="folder for proj.png, side_by_side.png, projected_w.npz/.pt")
     prj.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
