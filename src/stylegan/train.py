@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import cli
 from .metrics.extractors import MetricSetupError
-from .training import AtomicCheckpointIO, preflight, tracking
+from .training import AtomicCheckpointIO, preflight, tracking, transfer
 from .utils.config_dir import config_dir
 from .utils.resolvers import register as register_resolvers
 
@@ -67,11 +67,13 @@ def train(cfg: DictConfig) -> float | None:
         L.seed_everything(cfg.seed, workers=True)
     loggers: list = []
     try:
+        transfer.check_required(cfg.model)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
         ckpt_path = checkpoint_to_resume(cfg)
         preflight.check_run(cfg.total_kimg, cfg.data.get("batch_size"), model)
         preflight.check_resume(ckpt_path, model)
+        transfer.initialize(model, resumed=ckpt_path is not None)  # fresh runs only: a resume keeps its weights
         callbacks = _instantiate_all(cfg.get("callbacks"))
         resumed_id = previous.get("wandb_id") if ckpt_path else None  # a resumed run continues its W&B run
         loggers = tracking.build_loggers(cfg.get("logger"), info, resumed_id)

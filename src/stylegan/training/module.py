@@ -37,6 +37,7 @@ from .ema import ema_beta, update_ema
 from .lazy import lazy_adam
 from .mixing import mix_styles
 from .state import capture_rng, reseed_for_rank, restore_rng
+from .transfer import frozen_parameters, trainable
 
 NAN_POLICIES = ("skip", "stop")
 # G_ema is an eval-mode submodule on purpose (it is never trained by backprop).
@@ -80,13 +81,17 @@ class StyleGAN2Module(L.LightningModule):
         nan_policy: str = "skip",
         augment: torch.nn.Module | None = None,
         draws: str = "per_rank",
+        init_from: str | None = None,
+        freeze_d: int = 0,
+        freeze_g_mapping: bool = False,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite (counted and logged); 'stop' raises. ``augment``: a
         differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None. ``draws``:
         'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length directions
         drawn for the global batch and sliced per rank: the run does not depend on the device count; see
-        ``training/draws.py``)."""
+        ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
+        ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -95,6 +100,8 @@ class StyleGAN2Module(L.LightningModule):
         self.automatic_optimization = False
         self.G, self.D = generator, discriminator
         self.G_ema = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.init_from, self.freeze_g_mapping = init_from, freeze_g_mapping
+        self.frozen_params = frozen_parameters(self.G, self.D, freeze_d, freeze_g_mapping)
         self.augment = augment
         self.draws = Draws(draws)
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
@@ -112,8 +119,8 @@ class StyleGAN2Module(L.LightningModule):
     # ----------------------------------------------------------------- setup
     def configure_optimizers(self):
         o, cfg = self.optim_cfg, self.loss_cfg
-        opt_g = lazy_adam(self.G.parameters(), o.g_lr, o.betas, o.eps, cfg.path_length.adam_interval)
-        opt_d = lazy_adam(self.D.parameters(), o.d_lr, o.betas, o.eps, cfg.r1.adam_interval)
+        opt_g = lazy_adam(trainable(self.G, self.frozen_params), o.g_lr, o.betas, o.eps, cfg.path_length.adam_interval)
+        opt_d = lazy_adam(trainable(self.D, self.frozen_params), o.d_lr, o.betas, o.eps, cfg.r1.adam_interval)
         return [opt_g, opt_d]
 
     def setup(self, stage: str) -> None:
@@ -137,6 +144,8 @@ class StyleGAN2Module(L.LightningModule):
     def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
         ws = self.G.mapping(z, c, update_emas=update_emas)
         ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob, self.draws)
+        if torch.is_grad_enabled() and not ws.requires_grad:  # frozen mapping: path length still needs d img / d ws
+            ws.requires_grad_(True)
         return self.G.synthesis(ws), ws
 
     def _run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -169,9 +178,11 @@ class StyleGAN2Module(L.LightningModule):
         return True
 
     def _train_only(self, net: torch.nn.Module | None) -> None:
-        """Only the network being trained has ``requires_grad`` (None: neither)."""
+        """Only the network being trained has ``requires_grad`` (None: neither); frozen parameters never."""
         self.G.requires_grad_(net is self.G)
         self.D.requires_grad_(net is self.D)
+        for p in self.frozen_params:
+            p.requires_grad_(False)
 
     def generator_phase(self, opt, real_c: torch.Tensor, N: int, logs: dict[str, torch.Tensor]) -> None:
         """G (Appendix B): the non-saturating logistic loss on N fresh fakes ("Gmain"); when path length is due,
