@@ -226,3 +226,11 @@ def test_finetune_preset(tmp_path, capsys):
                              f"hydra.run.dir={tmp_path / 'run'}"])
     assert line == ("stylegan-train: error: experiment=finetune needs model.init_from=PATH: a stylegan-train "
                     "checkpoint (outputs/<run>/checkpoints/last.ckpt) or official-format weights to start from")
+
+
+def test_resume_with_other_frozen_layers_is_one_line(finetuned, tmp_path, capsys):
+    """The checkpoint's optimizers hold only the trainable tensors: resuming with another freeze_d is refused."""
+    line = _refused(capsys, _argv(tmp_path / "run", "model.freeze_d=0", "model.freeze_g_mapping=true",
+                                  f"ckpt_path={finetuned}/checkpoints/last.ckpt"))
+    assert "model.freeze_d / model.freeze_g_mapping differ from the run's" in line
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -54,3 +54,17 @@ def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
         raise ConfigError(f"ckpt_path={ckpt_path} was trained with other networks: {'; '.join(diffs[:4])}"
                           f"{' ...' if len(diffs) > 4 else ''}. Resume with the run's own config (its "
                           ".hydra/overrides.yaml) or start a new run")
+    _check_frozen(ckpt, model, ckpt_path)
+
+
+def _check_frozen(ckpt: dict, model: StyleGAN2Module, ckpt_path: str) -> None:
+    """The optimizers hold the trainable parameters only (Freeze-D, frozen mapping): another model.freeze_d or
+    model.freeze_g_mapping than the checkpoint's would fail inside Lightning's optimizer loading."""
+    from .transfer import trainable
+
+    saved = [sum(len(g["params"]) for g in o.get("param_groups", [])) for o in ckpt.get("optimizer_states", [])]
+    here = [len(trainable(net, model.frozen_params)) for net in (model.G, model.D)]
+    if len(saved) == 2 and saved != here:
+        raise ConfigError(f"ckpt_path={ckpt_path} trained {saved[0]} G and {saved[1]} D parameter tensors, this config "
+                          f"{here[0]} and {here[1]}: model.freeze_d / model.freeze_g_mapping differ from the run's; "
+                          "resume with the run's own values (its .hydra/overrides.yaml)")
