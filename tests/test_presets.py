@@ -22,7 +22,7 @@ OFFICIAL = {
 }
 # run_training.py: (G arch, D arch, style, fmap_base (TF) -> channel_base = 2x, gamma, lazy, path length)
 TABLE1 = {
-    "config_a": ("orig", "orig", "adain", 8 << 10, 10, False, 0),
+    "config_a": ("orig", "orig", "stylegan1", 8 << 10, 10, False, 0),
     "config_b": ("orig", "orig", "demod", 8 << 10, 10, False, 0),
     "config_c": ("orig", "orig", "demod", 8 << 10, 10, True, 0),
     "config_d": ("orig", "orig", "demod", 8 << 10, 10, True, 2),

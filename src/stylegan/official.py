@@ -155,8 +155,9 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
     blob: dict[str, Any] = {"G": None, "D": None, "G_kwargs": None, "D_kwargs": None}
     if G is not None:
         kw = dict(G.init_kwargs)
-        if kw.pop("style_block") != "demod":
-            raise OfficialWeightsError("only style_block='demod' generators exist in the official code")
+        if (style := kw.pop("style_block")) != "demod":
+            raise OfficialWeightsError(f"only style_block='demod' generators exist in the official StyleGAN2 code; "
+                                       f"this one has style_block={style!r}, whose parameters have no official names")
         if kw.pop("output_activation", "linear") != "linear":
             raise OfficialWeightsError("the official generator has no output activation: a G trained with "
                                        "model.generator.output_activation=tanh cannot be exported to its format")

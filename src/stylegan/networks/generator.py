@@ -36,8 +36,9 @@ class Generator(nn.Module):
         mapping_kwargs: dict[str, Any] | None = None,
         output_activation: str = "linear",
     ) -> None:
-        """``fused_modconv_default`` and ``output_activation``: see SynthesisNetwork. ``mapping_kwargs``:
-        num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features."""
+        """``style_block``: demod | modulate | revised | adain (style_blocks.py) or stylegan1 (StyleGAN1's own
+        network, stylegan1.py). ``fused_modconv_default`` and ``output_activation``: see SynthesisNetwork.
+        ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features."""
         super().__init__()
         self.init_kwargs = dict(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,

@@ -2,8 +2,12 @@
 
 - ``demod``    (Fig. 2d, StyleGAN2): modulate the conv weights by the style, demodulate (Eqs. 1-3).
 - ``modulate`` (Fig. 2c without the normalization): modulation only, no demodulation.
-- ``adain``    (Fig. 2a, StyleGAN1): conv, noise, bias, lrelu, then AdaIN = instance-normalize each feature map
-  and apply a per-channel scale and bias from the style.
+- ``revised``  (Fig. 2c, the paper's revised StyleGAN): modulate the input by the style (std only, no style bias),
+  conv, then normalize each output feature map by its standard deviation alone (no mean removed); noise and bias
+  outside the style block. Fig. 2d (``demod``) replaces this data-dependent norm by its estimate from the weights.
+- ``adain``    (AdaIN in StyleGAN2's layout): conv, noise, bias, lrelu, then AdaIN = instance-normalize each feature
+  map and apply a per-channel scale and bias from the style. The StyleGAN1 network as published (Fig. 2a: styles
+  on the constant, bias and noise inside the style block, unstyled ToRGB) is ``stylegan1`` (stylegan1.py).
 
 Every block adds per-pixel noise (``noise_mode`` random / const / none) scaled by a learned strength, then the
 bias and the activation (clamped to ``conv_clamp``).
@@ -18,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import SQRT2, FullyConnectedLayer, bias_act
-from .modulation import float32_styles, instance_norm, modulated_conv2d
+from .modulation import float32_styles, instance_norm, modulated_conv2d, no_autocast
 from .resample import conv_up2, setup_filter
 
-STYLE_BLOCKS = ("demod", "modulate", "adain")
+STYLE_BLOCKS = ("demod", "modulate", "revised", "adain", "stylegan1")
 NOISE_MODES = ("random", "const", "none")
 
 
@@ -98,8 +102,39 @@ class SynthesisLayer(_StyleLayer):
         return self.activate(x, gain)
 
 
+def std_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Fig. 2c's "Norm std": ``x / sqrt(mean_hw(x^2) + eps)`` per feature map, the mean not removed (instance_norm
+    without its centring). This is the statistic that demodulation (Eq. 2-3) predicts from the weights."""
+    with no_autocast(x.device.type):
+        y = x.to(torch.promote_types(x.dtype, torch.float32))
+        return (y * (y.square().mean(dim=[2, 3], keepdim=True) + eps).rsqrt()).to(x.dtype)
+
+
+class RevisedLayer(SynthesisLayer):
+    """Fig. 2c: Mod std (input scaled by the style, affine bias init 1) -> 3x3 conv -> Norm std, then noise, bias
+    and lrelu outside the style block. Sec. 2.1: "it is sufficient for the normalization and modulation to operate
+    on the standard deviation alone (i.e., the mean is not needed)"."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, demodulate=False, **kwargs)
+
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
+        gain: float = 1.0,
+    ) -> torch.Tensor:
+        styles = float32_styles(self.affine, w)
+        x = modulated_conv2d(x, self.weight, styles, up=self.up, demodulate=False,
+                             resample_filter=self.resample_filter, fused=fused_modconv)
+        x = std_norm(x)
+        noise = self.noise(x, noise_mode)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return self.activate(x, gain)
+
+
 class AdaINLayer(_StyleLayer):
-    """StyleGAN1 layer (Fig. 2a): conv -> noise -> bias -> lrelu -> instance norm -> ``y_s * x + y_b``.
+    """AdaIN (Fig. 2a's op) in StyleGAN2's layout: conv -> noise -> bias -> lrelu -> instance norm -> ``y_s * x + y_b``.
+    For StyleGAN1's own wiring (styled constant, per-channel noise, unstyled ToRGB) see stylegan1.py.
 
     The affine maps w to a scale (bias init 1) and a shift (bias init 0) per output channel.
     """
@@ -164,6 +199,10 @@ def make_style_layer(style_block: str, **kwargs) -> nn.Module:
         return SynthesisLayer(demodulate=True, **kwargs)
     if style_block == "modulate":
         return SynthesisLayer(demodulate=False, **kwargs)
+    if style_block == "revised":
+        return RevisedLayer(**kwargs)
     if style_block == "adain":
         return AdaINLayer(**kwargs)
+    if style_block == "stylegan1":
+        raise ValueError("style_block 'stylegan1' is a whole block layout (stylegan1.StyleGAN1Block), not a layer")
     raise ValueError(f"unknown style_block {style_block!r}; expected one of {STYLE_BLOCKS}")

@@ -4,6 +4,9 @@ From a learned 4x4 constant, one block per resolution 4, 8, ..., R. Generator ar
 - ``orig``:   conv0 (up) -> conv1, ToRGB at the last block only (the StyleGAN1 layout without progressive growing).
 - ``skip``:   every block has a ToRGB; images are up-sampled and summed (Fig. 7b, StyleGAN2's default G).
 - ``resnet``: residual blocks, y = (skip(x) + conv1(conv0(x))) / sqrt(2); ToRGB at the last block only.
+
+``style_block='stylegan1'`` swaps the whole block for StyleGAN1's (stylegan1.StyleGAN1Block, Fig. 2a: two styles
+per resolution, none on ToRGB); every other style block swaps only the conv layers (style_blocks.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from ..utils.checks import check_resolution
 from .layers import SQRT_HALF, Conv2dLayer
 from .resample import setup_filter, upsample2d
 from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
+from .stylegan1 import StyleGAN1Block
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 FUSED_MODES = (True, False, "inference_only")
@@ -143,11 +147,12 @@ class SynthesisNetwork(nn.Module):
         self.block_resolutions = list(channels)
         self.num_ws = 0
         for res in self.block_resolutions:
-            block = SynthesisBlock(
-                channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
-                is_last=res == img_resolution, architecture=architecture, style_block=style_block,
-                conv_clamp=conv_clamp, use_noise=use_noise,
-            )
+            args = (channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels)
+            kw = dict(is_last=res == img_resolution, architecture=architecture, use_noise=use_noise)
+            if style_block == "stylegan1":
+                block = StyleGAN1Block(*args, **kw)
+            else:
+                block = SynthesisBlock(*args, style_block=style_block, conv_clamp=conv_clamp, **kw)
             self.num_ws += block.num_conv + (block.num_torgb if block.is_last else 0)
             setattr(self, f"b{res}", block)
 
