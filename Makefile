@@ -34,9 +34,11 @@ report: $(STAMP)
 evaluate: $(STAMP)
 	$(PY) -m stylegan.evaluate $(ARGS)
 
+# two pytest-xdist workers of one torch thread each (tests/conftest.py): the demo's minutes overlap the rest
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -x $(ARGS)

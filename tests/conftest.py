@@ -1,7 +1,13 @@
-"""Shared fixtures: the official StyleGAN2 reference dump (weights, inputs, outputs, gradients)."""
+"""Shared fixtures: the official StyleGAN2 reference dump (weights, inputs, outputs, gradients), the sweep grid.
+
+`make test` runs the suite on pytest-xdist workers (``-n 2 --dist loadgroup``): each worker computes with one
+intra-op thread (two workers fill the two CI cores), the `slow` tests start first so that the demo's minutes overlap
+the rest, and the tests sharing the session's sweep grid run on one worker (``xdist_group("grid")``).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +16,15 @@ import torch
 from stylegan.utils.resolvers import register
 
 register()  # ${sg.*} resolvers of conf/, for tests that compose the configs
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread here and in the runs the tests start (2 workers, 2 cores)
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The `slow` tests first (a stable sort keeps the rest in file order)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
 

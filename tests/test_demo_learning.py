@@ -10,6 +10,8 @@ Collapsed demos (the paper's linear output) gave FD 750-1100, 1-3 classes, 1.1-4
 Bounds sit in the gap between the two, with a margin from the healthy runs' spread (another CPU's float kernels
 follow another trajectory, like another seed): FD < 0.5x untrained (~290; healthy <= 217), >= 6 classes (healthy
 8-10, collapsed <= 3), >= 5 effective classes (healthy >= 6.4, collapsed <= 4.3).
+`make test` trains it on one torch thread (tests/conftest.py), as the 1-thread runs above; it starts first and
+takes ~6.5 minutes there, beside the rest of the suite on the other core.
 """
 
 from __future__ import annotations

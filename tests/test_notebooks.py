@@ -7,7 +7,10 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+pytestmark = pytest.mark.xdist_group("grid")  # the session sweep grid: one worker builds it (conftest)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

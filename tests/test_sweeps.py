@@ -19,6 +19,8 @@ import yaml
 from sweeping import FD, METRIC, QUICK, logged_last, run_env, sweep, wandb_run
 from wandb_records import records
 
+pytestmark = pytest.mark.xdist_group("grid")  # the session sweep grid: one worker builds it (conftest)
+
 
 def test_every_job_is_its_own_wandb_run_with_its_config(grid):
     jobs = sorted(p for p in grid.iterdir() if (p / ".hydra").is_dir())
