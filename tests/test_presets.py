@@ -29,6 +29,10 @@ TABLE1 = {
     "config_e": ("skip", "resnet", "demod", 8 << 10, 100, True, 2),
     "config_f": ("skip", "resnet", "demod", 16 << 10, 10, True, 2),
 }
+# run_training.py configs A-D: sched.lod_initial_resolution = 8, G/D_lrate_base 0.001 and G/D_lrate_dict (the
+# schedule's lod_training_kimg / lod_transition_kimg defaults: 600 / 600)
+GROWING = dict(start_resolution=8, training_kimg=600, transition_kimg=600,
+               lrate_dict={128: 0.0015, 256: 0.002, 512: 0.003, 1024: 0.003}, lrate_base=0.001)
 
 
 def _compose(overrides: list[str], hydra: bool = False):
@@ -65,7 +69,19 @@ def test_table1_configs(name):
     assert (g.architecture, d.architecture, g.style_block) == (g_arch, d_arch, style)
     assert g.channel_base == d.channel_base == 2 * fmap_base  # TF fmap_base f at stage s = torch channel_base 2f
     assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
-    assert cfg.loss.style_mixing_prob == 0.9 and cfg.model.optim.g_lr == 0.002 and cfg.data.batch_size == 32
+    assert cfg.loss.style_mixing_prob == 0.9 and cfg.data.batch_size == 32
+    grows = name in ("config_a", "config_b", "config_c", "config_d")
+    m = cfg.model
+    if g_arch == "orig":
+        assert (g.progressive, d.progressive) == (grows, grows)
+    if grows:
+        p = m.progressive
+        assert {k: p[k] for k in ("start_resolution", "training_kimg", "transition_kimg")} == {
+            k: GROWING[k] for k in ("start_resolution", "training_kimg", "transition_kimg")}
+        assert dict(p.g_lr) == dict(p.d_lr) == GROWING["lrate_dict"]
+        assert m.optim.g_lr == m.optim.d_lr == GROWING["lrate_base"]
+    else:
+        assert m.progressive is None and m.optim.g_lr == m.optim.d_lr == 0.002
 
 
 @pytest.mark.parametrize("name", sorted(TABLE1))

@@ -161,9 +161,19 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
         if kw.pop("output_activation", "linear") != "linear":
             raise OfficialWeightsError("the official generator has no output activation: a G trained with "
                                        "model.generator.output_activation=tanh cannot be exported to its format")
-        blob["G"], blob["G_kwargs"] = G.state_dict(), kw
+        blob["G"], blob["G_kwargs"] = _full_resolution(G.state_dict(), kw, "torgb", "synthesis."), kw
     if D is not None:
         kw = dict(D.init_kwargs)
+        state = _full_resolution(D.state_dict(), kw, "fromrgb", "")
         kw["epilogue_kwargs"] = {k: kw.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels")}
-        blob["D"], blob["D_kwargs"] = D.state_dict(), kw
+        blob["D"], blob["D_kwargs"] = state, kw
     return blob
+
+
+def _full_resolution(state: dict[str, Any], kw: dict[str, Any], rgb: str, prefix: str) -> dict[str, Any]:
+    """A progressive-growing network (networks/progressive.py) at lod 0 is the plain 'orig' one: pops
+    ``progressive`` from ``kw`` and drops the ToRGB / FromRGB layers of the resolutions below the full one."""
+    if not kw.pop("progressive", False):
+        return state
+    keep = f"{prefix}b{kw['img_resolution']}.{rgb}."
+    return {k: v for k, v in state.items() if f".{rgb}." not in f".{k}" or k.startswith(keep)}

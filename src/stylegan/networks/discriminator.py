@@ -5,6 +5,8 @@ Architectures (Fig. 7):
 - ``orig``:   FromRGB at the input only, conv0 -> conv1 (down).
 - ``skip``:   FromRGB at every resolution from a down-sampled image (Fig. 7b).
 - ``resnet``: residual blocks, (skip(x) + conv1(conv0(x))) / sqrt(2) (Fig. 7c, StyleGAN2's default D).
+``progressive=True`` ('orig' only): a FromRGB at every resolution, and D at the level of detail ``self.lod``
+(progressive growing, progressive.py; lod 0 is the network without it, bit for bit).
 Conditional (``c_dim > 0``): projection discriminator, the output is ``<out(x), cmap(c)> / sqrt(cmap_dim)``.
 """
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer
 from .mapping import MappingNetwork
+from .progressive import downsample_box, fade, split_lod
 from .resample import downsample2d, setup_filter
 from .synthesis import channels_per_resolution, check_architecture, check_at_least, check_resolution
 
@@ -57,11 +60,12 @@ class DiscriminatorBlock(nn.Module):
         img_channels: int,
         architecture: str = "resnet",
         conv_clamp: float | None = None,
+        progressive: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.architecture = in_channels, architecture
         self.register_buffer("resample_filter", setup_filter())
-        if in_channels == 0 or architecture == "skip":
+        if in_channels == 0 or architecture == "skip" or progressive:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
         self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
@@ -95,10 +99,11 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_group_size: int | None = 4,
         mbstd_num_channels: int = 1,
         conv_clamp: float | None = None,
+        progressive: bool = False,
     ) -> None:
         super().__init__()
         self.architecture, self.cmap_dim = architecture, cmap_dim
-        if architecture == "skip":
+        if architecture == "skip" or progressive:
             self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation="lrelu")
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
@@ -134,6 +139,7 @@ class Discriminator(nn.Module):
         mbstd_group_size: int | None = 4,
         mbstd_num_channels: int = 1,
         mapping_kwargs: dict[str, Any] | None = None,
+        progressive: bool = False,
     ) -> None:
         super().__init__()
         self.init_kwargs = dict(
@@ -142,8 +148,13 @@ class Discriminator(nn.Module):
             mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
             mapping_kwargs=dict(mapping_kwargs or {}),
         )
+        if progressive:
+            self.init_kwargs["progressive"] = True
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "discriminator")
+        if progressive and architecture != "orig":
+            raise ValueError(f"progressive growing needs the 'orig' discriminator architecture, got {architecture!r}")
+        self.progressive, self.lod = progressive, 0.0
         check_at_least(1, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max,
                        mbstd_group_size=mbstd_group_size)
         check_at_least(0, c_dim=c_dim, mbstd_num_channels=mbstd_num_channels)
@@ -156,25 +167,46 @@ class Discriminator(nn.Module):
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
             block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], img_channels,
-                                       architecture=architecture, conv_clamp=conv_clamp)
+                                       architecture=architecture, conv_clamp=conv_clamp, progressive=progressive)
             setattr(self, f"b{res}", block)
         if c_dim > 0:
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None,
                                           **dict(mapping_kwargs or {}))
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, img_channels, architecture=architecture,
                                         mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-                                        conv_clamp=conv_clamp)
+                                        conv_clamp=conv_clamp, progressive=progressive)
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator expects images of shape [N, {', '.join(map(str, expected))}], "
                              f"got {tuple(img.shape)}")
-        x = None
-        for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img)
+        if self.progressive:
+            x, img = self.features_at(img, *split_lod(self.lod, self.img_resolution)), None
+        else:
+            x = None
+            for res in self.block_resolutions:
+                x, img = getattr(self, f"b{res}")(x, img)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         return self.b4(x, img, cmap)
+
+    def features_at(self, img: torch.Tensor, level: int, t: float) -> torch.Tensor:
+        """The 4x4 features at resolution R >> level: the image box-downsampled there, FromRGB, the blocks from
+        there down; the current block's output faded by t towards the FromRGB of the 2x coarser image."""
+        cur = self.img_resolution >> level
+
+        def fromrgb(res: int) -> torch.Tensor:
+            layer = self.b4.fromrgb if res == 4 else getattr(self, f"b{res}").fromrgb
+            return layer(downsample_box(img, self.img_resolution // res))
+
+        x = fromrgb(cur)
+        for res in self.block_resolutions:
+            if res <= cur:
+                block = getattr(self, f"b{res}")
+                x = block.conv1(block.conv0(x))
+                if res == cur and t > 0:
+                    x = fade(x, fromrgb(res // 2), t)
+        return x
 
     def extra_repr(self) -> str:
         return f"res={self.img_resolution}, arch={self.architecture}, c_dim={self.c_dim}"

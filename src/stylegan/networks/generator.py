@@ -35,9 +35,11 @@ class Generator(nn.Module):
         fused_modconv_default: bool | str = "inference_only",
         mapping_kwargs: dict[str, Any] | None = None,
         output_activation: str = "linear",
+        progressive: bool = False,
     ) -> None:
         """``style_block``: demod | modulate | revised | adain (style_blocks.py) or stylegan1 (StyleGAN1's own
         network, stylegan1.py). ``fused_modconv_default`` and ``output_activation``: see SynthesisNetwork.
+        ``progressive``: a ToRGB per resolution and ``synthesis.lod`` (progressive growing; networks/progressive.py).
         ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features."""
         super().__init__()
         self.init_kwargs = dict(
@@ -48,6 +50,8 @@ class Generator(nn.Module):
         )
         if output_activation != "linear":  # kept out of the official kwargs when it is the official default
             self.init_kwargs["output_activation"] = output_activation
+        if progressive:
+            self.init_kwargs["progressive"] = True
         check_at_least(1, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels, channel_base=channel_base,
                        channel_max=channel_max, mapping_num_layers=dict(mapping_kwargs or {}).get("num_layers"))
         check_at_least(0, c_dim=c_dim)
@@ -57,6 +61,7 @@ class Generator(nn.Module):
             w_dim, img_resolution, img_channels, channel_base=channel_base, channel_max=channel_max,
             architecture=architecture, style_block=style_block, conv_clamp=conv_clamp, use_noise=use_noise,
             fused_modconv_default=fused_modconv_default, output_activation=output_activation,
+            progressive=progressive,
         )
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))

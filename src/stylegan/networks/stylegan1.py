@@ -112,6 +112,7 @@ class StyleGAN1Block(nn.Module):
         is_last: bool,
         architecture: str = "orig",
         use_noise: bool = True,
+        progressive: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
@@ -124,7 +125,7 @@ class StyleGAN1Block(nn.Module):
             self.conv0 = StyleGAN1Layer(in_channels, out_channels, up=2, **layer)
         self.conv1 = StyleGAN1Layer(out_channels, out_channels, **layer)
         self.num_conv, self.num_torgb = 2, 0
-        self.has_torgb = is_last or architecture == "skip"
+        self.has_torgb = is_last or architecture == "skip" or progressive
         if self.has_torgb:
             self.torgb = Conv2dLayer(out_channels, img_channels, kernel_size=1)
         if architecture == "skip" and in_channels != 0:
@@ -139,6 +140,7 @@ class StyleGAN1Block(nn.Module):
         ws: torch.Tensor,
         noise_mode: str = "random",
         fused_modconv: bool = True,
+        rgb: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w0, w1 = ws.unbind(dim=1)
         if self.in_channels == 0:
@@ -149,7 +151,7 @@ class StyleGAN1Block(nn.Module):
             x = y + self.conv1(self.conv0(x, w0, noise_mode), w1, noise_mode, gain=SQRT_HALF)
         else:
             x = self.conv1(self.conv0(x, w0, noise_mode), w1, noise_mode)
-        if self.has_torgb:
+        if self.has_torgb and rgb:
             y = self.torgb(x)
             img = y if img is None else upsample2d(img, self.resample_filter) + y
         return x, img

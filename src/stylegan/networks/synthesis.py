@@ -7,6 +7,9 @@ From a learned 4x4 constant, one block per resolution 4, 8, ..., R. Generator ar
 
 ``style_block='stylegan1'`` swaps the whole block for StyleGAN1's (stylegan1.StyleGAN1Block, Fig. 2a: two styles
 per resolution, none on ToRGB); every other style block swaps only the conv layers (style_blocks.py).
+
+``progressive=True`` ('orig' only): a ToRGB at every block, and the output at the level of detail ``self.lod``
+(progressive growing, progressive.py; lod 0 is the network without it, bit for bit).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from torch import nn
 
 from ..utils.checks import check_resolution
 from .layers import SQRT_HALF, Conv2dLayer
+from .progressive import fade, split_lod, upsample_nearest
 from .resample import setup_filter, upsample2d
 from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
 from .stylegan1 import StyleGAN1Block
@@ -60,6 +64,7 @@ class SynthesisBlock(nn.Module):
         style_block: str = "demod",
         conv_clamp: float | None = None,
         use_noise: bool = True,
+        progressive: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
@@ -75,7 +80,7 @@ class SynthesisBlock(nn.Module):
             self.num_conv += 1
         self.conv1 = make_style_layer(style_block, in_channels=out_channels, out_channels=out_channels, **layer)
         self.num_conv += 1
-        if is_last or architecture == "skip":
+        if is_last or architecture == "skip" or progressive:
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp)
             self.num_torgb += 1
         if in_channels != 0 and architecture == "resnet":
@@ -88,7 +93,9 @@ class SynthesisBlock(nn.Module):
         ws: torch.Tensor,
         noise_mode: str = "random",
         fused_modconv: bool = True,
+        rgb: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``rgb=False``: skip the ToRGB (a progressive G's blocks below the current level of detail)."""
         w = iter(ws.unbind(dim=1))
         kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.in_channels == 0:
@@ -104,7 +111,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv1(x, next(w), **kw)
         if img is not None:
             img = upsample2d(img, self.resample_filter)
-        if self.num_torgb:
+        if self.num_torgb and rgb:
             y = self.torgb(x, next(w), fused_modconv=fused_modconv)
             img = y if img is None else img + y
         return x, img
@@ -124,6 +131,7 @@ class SynthesisNetwork(nn.Module):
         use_noise: bool = True,
         fused_modconv_default: bool | str = "inference_only",
         output_activation: str = "linear",
+        progressive: bool = False,
     ) -> None:
         """``fused_modconv_default``: True, False or 'inference_only' (grouped conv in eval mode only, as the
         official training config). ``output_activation``: 'linear' (the paper's and official G: the summed ToRGB
@@ -139,6 +147,9 @@ class SynthesisNetwork(nn.Module):
         self.fused_modconv_default = fused_modconv_default
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "generator")
+        if progressive and architecture != "orig":
+            raise ValueError(f"progressive growing needs the 'orig' generator architecture, got {architecture!r}")
+        self.progressive, self.lod = progressive, 0.0
         if style_block not in STYLE_BLOCKS:
             raise ValueError(f"unknown style_block {style_block!r}; expected one of {STYLE_BLOCKS}")
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
@@ -148,7 +159,8 @@ class SynthesisNetwork(nn.Module):
         self.num_ws = 0
         for res in self.block_resolutions:
             args = (channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels)
-            kw = dict(is_last=res == img_resolution, architecture=architecture, use_noise=use_noise)
+            kw = dict(is_last=res == img_resolution, architecture=architecture, use_noise=use_noise,
+                      progressive=progressive)
             if style_block == "stylegan1":
                 block = StyleGAN1Block(*args, **kw)
             else:
@@ -164,6 +176,9 @@ class SynthesisNetwork(nn.Module):
             fused_modconv = (not self.training) if fused == "inference_only" else bool(fused)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"synthesis expects ws of shape [N, {self.num_ws}, {self.w_dim}], got {tuple(ws.shape)}")
+        if self.progressive:
+            img = self.synthesize_at(ws, *split_lod(self.lod, self.img_resolution), noise_mode, fused_modconv)
+            return torch.tanh(img) if self.output_activation == "tanh" else img
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
@@ -171,6 +186,26 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode, fused_modconv)
             w_idx += block.num_conv
         return torch.tanh(img) if self.output_activation == "tanh" else img
+
+    def synthesize_at(self, ws: torch.Tensor, level: int, t: float, noise_mode: str = "random",
+                      fused_modconv: bool = True) -> torch.Tensor:
+        """The image at resolution R >> level (the blocks above it skipped), faded by t towards the ToRGB of the
+        resolution below (nearest 2x), then nearest-upsampled to R x R."""
+        cur = self.img_resolution >> level
+        x = img = prev = None
+        w_idx = 0
+        for res in self.block_resolutions:
+            if res > cur:
+                break
+            block = getattr(self, f"b{res}")
+            rgb = res == cur or (t > 0 and res == cur // 2)
+            x, img = block(x, None, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode,
+                           fused_modconv, rgb=rgb)
+            w_idx += block.num_conv
+            if res == cur // 2:
+                prev = img
+        img = fade(img, None if prev is None else upsample_nearest(prev, 2), t)
+        return upsample_nearest(img, 1 << level)
 
     def extra_repr(self) -> str:
         return (f"res={self.img_resolution}, arch={self.architecture}, style={self.style_block}, "

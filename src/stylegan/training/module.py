@@ -36,6 +36,7 @@ from .draws import Draws
 from .ema import ema_beta, update_ema
 from .lazy import lazy_adam
 from .mixing import mix_styles
+from .progressive import ProgressiveConfig, apply_stage, progressive_config
 from .state import capture_rng, reseed_for_rank, restore_rng
 from .transfer import frozen_parameters, trainable
 
@@ -84,6 +85,7 @@ class StyleGAN2Module(L.LightningModule):
         init_from: str | None = None,
         freeze_d: int = 0,
         freeze_g_mapping: bool = False,
+        progressive: ProgressiveConfig | dict | None = None,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite (counted and logged); 'stop' raises. ``augment``: a
@@ -91,7 +93,8 @@ class StyleGAN2Module(L.LightningModule):
         'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length directions
         drawn for the global batch and sliced per rank: the run does not depend on the device count; see
         ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
-        ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``."""
+        ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``.
+        ``progressive``: progressive growing (``training/progressive.py``; None: off)."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -103,6 +106,7 @@ class StyleGAN2Module(L.LightningModule):
         self.init_from, self.freeze_g_mapping = init_from, freeze_g_mapping
         self.frozen_params = frozen_parameters(self.G, self.D, freeze_d, freeze_g_mapping)
         self.augment = augment
+        self.progressive = progressive_config(progressive, generator, discriminator)
         self.draws = Draws(draws)
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
         self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
@@ -250,7 +254,7 @@ class StyleGAN2Module(L.LightningModule):
         """One minibatch in the official order: G phase, D phase, G EMA; progress counted in images shown."""
         real, real_c = batch
         opt_g, opt_d = self.optimizers()
-        logs: dict[str, torch.Tensor] = {}
+        real, logs = apply_stage(self, real) if self.progressive is not None else (real, {})
         if self._tick is None:
             self._tick = (time.perf_counter(), self.cur_nimg)
         self.generator_phase(opt_g, real_c, real.shape[0], logs)
