@@ -80,6 +80,7 @@ def test_table1_configs(name):
             k: GROWING[k] for k in ("start_resolution", "training_kimg", "transition_kimg")}
         assert dict(p.g_lr) == dict(p.d_lr) == GROWING["lrate_dict"]
         assert m.optim.g_lr == m.optim.d_lr == GROWING["lrate_base"]
+        assert p.reset_optimizer is True  # the official training_loop's reset_opt_for_new_lod default
     else:
         assert m.progressive is None and m.optim.g_lr == m.optim.d_lr == 0.002
 

@@ -155,6 +155,16 @@ def test_stage_sets_lod_lr_and_fades_reals():
     assert (float(logs["progress/resolution"]), float(logs["progress/alpha"])) == (16, 0.5)
     g_ratio, d_ratio = 4 / 5, 16 / 17  # lazy regularization: path length every 4, R1 every 16
     assert opts[0].param_groups[0]["lr"] == 0.003 * g_ratio and opts[1].param_groups[0]["lr"] == 0.002 * d_ratio
+    # Adam restarts (official reset_opt_for_new_lod) when floor or ceil of the lod changes since the last minibatch
+    for step, cur_nimg, reset in [(0, 1500, False), (1, 1000, False), (2, 1002, True), (3, 1998, False),
+                                  (4, 2000, True), (5, 2002, False)]:
+        for opt in opts:
+            opt.zero_grad()
+            sum(p.sum() for group in opt.param_groups for p in group["params"]).backward()
+            opt.step()
+        module.cur_nimg = cur_nimg
+        apply_stage(module, real)  # batch 2: the previous minibatch was at cur_nimg - 2
+        assert all(bool(opt.state) != reset for opt in opts), (step, cur_nimg)
 
 
 # ----------------------------------------------------------------------------------------------- real runs

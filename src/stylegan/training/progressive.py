@@ -7,9 +7,10 @@ stabilizes the current resolution for ``training_kimg``, then fades in the next 
 function of ``cur_nimg`` alone (already in every checkpoint), so a resume continues mid-fade exactly. Before every
 minibatch the module sets that lod on G, G_ema and D (networks/progressive.py) and fades the reals the same way.
 Optional ``g_lr`` / ``d_lr``: learning rates per resolution (the official ``G_lrate_dict`` / ``D_lrate_dict``;
-a resolution not listed keeps ``model.optim``'s). Not implemented: the per-resolution minibatch size
-(``minibatch_size_dict``; the batch stays ``data.batch_size``) and the Adam state reset at each new lod
-(``reset_opt_for_new_lod``).
+a resolution not listed keeps ``model.optim``'s). ``reset_optimizer`` (official ``reset_opt_for_new_lod``, on by
+default): G's and D's Adam moments restart whenever floor(lod) or ceil(lod) changes, i.e. as a fade starts and as it
+ends (decided from ``cur_nimg`` and the previous minibatch's, so a resume does the same). Not implemented: the
+per-resolution minibatch size (``minibatch_size_dict``; the batch stays ``data.batch_size``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ProgressiveConfig:
     transition_kimg: float = 600.0
     g_lr: dict[int, float] = field(default_factory=dict)
     d_lr: dict[int, float] = field(default_factory=dict)
+    reset_optimizer: bool = True
 
     def __post_init__(self) -> None:
         r = self.start_resolution
@@ -64,6 +66,11 @@ def stage_at(cur_nimg: int, img_resolution: int, cfg: ProgressiveConfig) -> Stag
     return Stage(lod=lod, resolution=img_resolution >> level, alpha=1.0 - (lod - level))
 
 
+def new_level(prev_lod: float, lod: float) -> bool:
+    """Layers came in or a fade ended between two minibatches: floor or ceil of the lod changed."""
+    return math.floor(prev_lod) != math.floor(lod) or math.ceil(prev_lod) != math.ceil(lod)
+
+
 def apply_stage(module, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Before a minibatch of ``module`` (StyleGAN2Module): set the lod of its G, G_ema and D from ``cur_nimg`` and
     the per-resolution learning rates (with the lazy-regularization ratio); return the faded reals and the
@@ -71,9 +78,13 @@ def apply_stage(module, real: torch.Tensor) -> tuple[torch.Tensor, dict[str, tor
     cfg: ProgressiveConfig = module.progressive
     stage = stage_at(module.cur_nimg, real.shape[-1], cfg)
     set_lod(stage.lod, module.G, module.G_ema, module.D)
+    prev = module.cur_nimg - real.shape[0] * getattr(getattr(module, "trainer", None), "world_size", 1)
+    reset = cfg.reset_optimizer and prev >= 0 and new_level(stage_at(prev, real.shape[-1], cfg).lod, stage.lod)
     o, loss = module.optim_cfg, module.loss_cfg
     for opt, table, base, interval in ((module.optimizers()[0], cfg.g_lr, o.g_lr, loss.path_length.adam_interval),
                                        (module.optimizers()[1], cfg.d_lr, o.d_lr, loss.r1.adam_interval)):
+        if reset:
+            getattr(opt, "optimizer", opt).state.clear()
         if table:
             for group in getattr(opt, "optimizer", opt).param_groups:
                 group["lr"] = table.get(stage.resolution, base) * lazy_ratio(interval)
