@@ -185,6 +185,7 @@ def _log_column(tmp, name):
     return [float(r[name]) for r in rows if r.get(name)]
 
 
+@pytest.mark.slow  # three real runs, about 30 s
 def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly(tmp_path):
     """48 images per phase (16 stable + 32 fade) at batch 8: 8x8 for 16 images, 16x16 faded in by 48, stable until
     64, 32x32 faded in by 96; 0.136 kimg = 17 iterations. Straight vs a run stopped at 0.08 kimg (in the 16 -> 32
