@@ -235,6 +235,8 @@ class StyleGAN2Module(L.LightningModule):
         losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
         logs["loss/D"] = losses["Dmain"].detach()
         logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
+        if hasattr(self.augment, "observe"):  # ADA's p controller (training/ada.py) reads sign(D(real))
+            logs.update(self.augment.observe(real_logits, self.iteration))
         if not due:
             self._step(opt, self.D, losses, "Dmain")
             return

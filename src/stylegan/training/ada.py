@@ -1,0 +1,212 @@
+"""ADA: adaptive discriminator augmentation (Karras et al. 2020, "Training Generative Adversarial Networks with
+Limited Data").
+
+``AdaptiveAugment`` is the paper's 'bgc' pipeline (Sec. 2.3, Appendix B, Fig. 4): every image D sees, real or fake
+(also in the R1 pass), is augmented, each transformation applied to each image independently with probability p,
+in the official order:
+
+* pixel blitting (exact integer resampling, reflect padding): x-flip, 90-degree rotations, integer translation;
+* general geometric, as one affine resampling: isotropic scaling, pre-rotation, anisotropic scaling, post-rotation,
+  fractional translation. The official resamples through a 2x-upsampled, FIR-filtered image with a custom
+  grid_sample; here it is a plain bilinear ``F.grid_sample(padding_mode='reflection')`` (a documented
+  simplification: slightly more aliasing, same distribution of transforms);
+* color, as one 4x4 matrix: brightness, contrast, luma flip, hue rotation, saturation.
+
+The two rotations each get probability ``1 - sqrt(1 - p)`` so that "any rotation" has probability p (official).
+Strengths are the official defaults. Everything is differentiable w.r.t. the images (G's loss and R1 flow
+through). 1-channel images: the color matrix is applied to (g, g, g) and the result averaged over RGB (official),
+so only brightness, contrast and luma flip act (hue and saturation are the identity on gray).
+
+p is a buffer (checkpointed). With ``target`` set, ``observe`` adjusts p from the sign of D's real logits
+(Sec. 3, Eq. r_t = E[sign(D_train)]): every ``interval`` minibatches p += sign(r_t - target) * N * interval /
+(speed_kimg * 1000), clamped to [0, 1] (p can go from 0 to 1 in ``speed_kimg``). ``target=None``: fixed p.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+GEOM = ("scale", "prerot", "aniso", "postrot", "fx", "fy")
+COLOR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
+
+
+def _rot2(theta: torch.Tensor) -> torch.Tensor:
+    """[N] angles -> [N, 3, 3] homogeneous 2D rotations (x right, y down)."""
+    c, s, z, o = theta.cos(), theta.sin(), torch.zeros_like(theta), torch.ones_like(theta)
+    return torch.stack([c, -s, z, s, c, z, z, z, o], -1).view(-1, 3, 3)
+
+
+def _diag3(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
+    return torch.diag_embed(torch.stack([sx, sy, torch.ones_like(sx)], -1))
+
+
+def _shift3(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    m = torch.eye(3, device=tx.device, dtype=tx.dtype).repeat(tx.shape[0], 1, 1)
+    m[:, 0, 2], m[:, 1, 2] = tx, ty
+    return m
+
+
+def geometric_inverse(prm: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N, 3, 3] map from output to input pixel coordinates (centered at the image center, in pixels): the inverse
+    of scale, pre-rotation, anisotropic scale, post-rotation, fractional translation applied in that order."""
+    s, a = prm["scale"], prm["aniso"]
+    g = _diag3(1 / s, 1 / s) @ _rot2(-prm["prerot"]) @ _diag3(1 / a, a) @ _rot2(-prm["postrot"])
+    return g @ _shift3(-prm["fx"], -prm["fy"])
+
+
+def color_matrix(prm: dict[str, torch.Tensor]) -> torch.Tensor:
+    """[N, 4, 4] color matrix acting on homogeneous RGB: brightness (add b), contrast (times c), luma flip
+    (Householder reflection about the luma axis v = (1, 1, 1) / sqrt 3), hue (rotation about v), saturation (scale
+    the part orthogonal to v), composed in that order."""
+    b = prm["brightness"]
+    n, dev, dt = b.shape[0], b.device, b.dtype
+    eye = torch.eye(4, device=dev, dtype=dt).expand(n, 4, 4)
+    v = torch.tensor([1, 1, 1, 0], device=dev, dtype=dt) / math.sqrt(3)
+    vv = torch.outer(v, v)
+    c = eye.clone()
+    c[:, :3, 3] = b[:, None]
+    c = torch.diag_embed(torch.stack([prm["contrast"]] * 3 + [torch.ones_like(b)], -1)) @ c
+    c = (eye - 2 * vv * prm["lumaflip"][:, None, None]) @ c
+    th = prm["hue"][:, None, None]
+    cross = torch.zeros(4, 4, device=dev, dtype=dt)  # [v]_x: cross product with the luma axis
+    cross[0, 1], cross[0, 2], cross[1, 2] = -v[2], v[1], -v[0]
+    cross = cross - cross.T
+    rot = th.cos() * eye + th.sin() * cross + (1 - th.cos()) * vv
+    rot[:, 3, 3] = 1
+    c = rot @ c
+    return (vv + (eye - vv) * prm["saturation"][:, None, None]) @ c
+
+
+def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices outside [0, n) mirrored without repeating the edge (F.pad 'reflect')."""
+    if n == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = idx.remainder(period)
+    return torch.where(idx >= n, period - idx, idx)
+
+
+def blit(x: torch.Tensor, xflip: torch.Tensor, rot90: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
+    """Exact per-image x-flip, then ``rot90`` quarter turns (as ``torch.rot90(dims=(2, 3))``), then an integer
+    shift by (tx, ty) pixels with reflect padding, as one gather (the identity where all are 0)."""
+    N, C, H, W = x.shape
+    dev = x.device
+    # doubled centered coordinates keep the rotation exact: u = 2 * col - (W - 1), v = 2 * row - (H - 1)
+    v = (2 * torch.arange(H, device=dev) - (H - 1))[None, :, None] - 2 * ty[:, None, None]
+    u = (2 * torch.arange(W, device=dev) - (W - 1))[None, None, :] - 2 * tx[:, None, None]
+    v, u = torch.broadcast_tensors(v, u)
+    k = rot90[:, None, None]
+    v, u = (torch.where(k == 1, u, torch.where(k == 2, -v, torch.where(k == 3, -u, v))),
+            torch.where(k == 1, -v, torch.where(k == 2, -u, torch.where(k == 3, v, u))))
+    u = torch.where(xflip[:, None, None].bool(), -u, u)
+    row, col = _reflect((v + H - 1) // 2, H), _reflect((u + W - 1) // 2, W)
+    idx = (row * W + col).view(N, 1, H * W).expand(N, C, H * W)
+    return x.flatten(2).gather(2, idx).view(N, C, H, W)
+
+
+class AdaptiveAugment(nn.Module):
+    """The 'bgc' ADA pipeline with probability p (a buffer) and its controller (see the module docstring)."""
+
+    def __init__(self, p: float = 0.0, target: float | None = 0.6, interval: int = 4, speed_kimg: float = 500,
+                 xint_max: float = 0.125, scale_std: float = 0.2, rotate_max: float = 1.0, aniso_std: float = 0.2,
+                 xfrac_std: float = 0.125, brightness_std: float = 0.2, contrast_std: float = 0.5,
+                 hue_max: float = 1.0, saturation_std: float = 1.0) -> None:
+        super().__init__()
+        if not 0 <= p <= 1 or interval < 1 or speed_kimg <= 0:
+            raise ValueError(f"augment: need 0 <= p <= 1, interval >= 1, speed_kimg > 0; got {p}, {interval}, "
+                             f"{speed_kimg}")
+        self.target, self.interval, self.speed_kimg = target, interval, speed_kimg
+        self.xint_max, self.scale_std, self.rotate_max, self.aniso_std = xint_max, scale_std, rotate_max, aniso_std
+        self.xfrac_std, self.brightness_std, self.contrast_std = xfrac_std, brightness_std, contrast_std
+        self.hue_max, self.saturation_std = hue_max, saturation_std
+        self.register_buffer("p", torch.tensor(float(p)))
+        self.register_buffer("rt", torch.zeros([]))  # the last r_t estimate (logged)
+        self.register_buffer("stats", torch.zeros(2))  # since the last update: sum of sign(D(real)), count (global)
+
+    def sample(self, n: int, device: torch.device | str) -> dict[str, torch.Tensor]:
+        """Per-image parameters drawn as official, each set to its identity value unless its coin (prob. p) hits."""
+        p = self.p.to(device).clamp(0, 1)
+        p_rot = 1 - (1 - p).sqrt()
+
+        def coin(value: torch.Tensor, identity: float, prob: torch.Tensor = p) -> torch.Tensor:
+            return torch.where(torch.rand(n, device=device) < prob, value, torch.full_like(value, identity))
+
+        def rand_sym(scale: float) -> torch.Tensor:
+            return (torch.rand(n, device=device) * 2 - 1) * scale
+
+        xint = torch.rand(n, device=device) < p  # one coin for both translation axes (official)
+        t = torch.stack([rand_sym(self.xint_max), rand_sym(self.xint_max)])  # fractions of the size
+        prm = {"xflip": coin(torch.randint(0, 2, [n], device=device), 0),
+               "rot90": coin(torch.randint(0, 4, [n], device=device), 0),
+               "xint": torch.where(xint, t, torch.zeros_like(t))}
+        prm["scale"] = coin(torch.exp2(torch.randn(n, device=device) * self.scale_std), 1.0)
+        prm["prerot"] = coin(rand_sym(math.pi * self.rotate_max), 0.0, p_rot)
+        prm["aniso"] = coin(torch.exp2(torch.randn(n, device=device) * self.aniso_std), 1.0)
+        prm["postrot"] = coin(rand_sym(math.pi * self.rotate_max), 0.0, p_rot)
+        frac = torch.rand(n, device=device) < p
+        f = torch.randn(2, n, device=device) * self.xfrac_std
+        prm["fx"], prm["fy"] = (torch.where(frac, fi, torch.zeros_like(fi)) for fi in f)  # fractions of the size
+        prm["brightness"] = coin(torch.randn(n, device=device) * self.brightness_std, 0.0)
+        prm["contrast"] = coin(torch.exp2(torch.randn(n, device=device) * self.contrast_std), 1.0)
+        prm["lumaflip"] = coin(torch.randint(0, 2, [n], device=device).float(), 0.0)
+        prm["hue"] = coin(rand_sym(math.pi * self.hue_max), 0.0)
+        prm["saturation"] = coin(torch.exp2(torch.randn(n, device=device) * self.saturation_std), 1.0)
+        return prm
+
+    @staticmethod
+    def apply(x: torch.Tensor, prm: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Apply sampled parameters (``sample``) to [N, C, H, W] images (square; C = 1 or 3). Images whose
+        transforms are all identities come back bit-exact."""
+        N, C, H, W = x.shape
+        if C not in (1, 3) or H != W:
+            raise ValueError(f"AdaptiveAugment needs square 1- or 3-channel images, got {tuple(x.shape)}")
+        tx, ty = (torch.round(prm["xint"][i] * s).long() for i, s in ((0, W), (1, H)))
+        x = blit(x, prm["xflip"].long(), prm["rot90"].long(), tx, ty)
+        geo = {k: prm[k].to(torch.float32) for k in GEOM}
+        geo["fx"], geo["fy"] = geo["fx"] * W, geo["fy"] * H
+        g = geometric_inverse(geo)
+        moved = (g - torch.eye(3, device=x.device)).abs().amax(dim=(1, 2)) > 0
+        norm = _diag3(torch.full_like(geo["scale"], 2 / W), torch.full_like(geo["scale"], 2 / H))
+        theta = (norm @ g @ torch.linalg.inv(norm))[:, :2].to(x.dtype)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        x = torch.where(moved[:, None, None, None], warped, x)
+        cm = color_matrix({k: prm[k].to(torch.float32) for k in COLOR})
+        recolor = (cm - torch.eye(4, device=x.device)).abs().amax(dim=(1, 2)) > 0
+        if C == 1:  # gray g as (g, g, g), the result averaged over RGB (official)
+            gain, bias = cm[:, :3, :3].sum(2).mean(1), cm[:, :3, 3].mean(1)
+            y = x * gain.view(N, 1, 1, 1).to(x.dtype) + bias.view(N, 1, 1, 1).to(x.dtype)
+        else:
+            y = torch.einsum("nij,njhw->nihw", cm[:, :3, :3].to(x.dtype), x) + cm[:, :3, 3, None, None].to(x.dtype)
+        return torch.where(recolor[:, None, None, None], y, x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(x, self.sample(x.shape[0], x.device))
+
+    @torch.no_grad()
+    def observe(self, real_logits: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
+        """Called once per minibatch (0-based ``iteration``) with D's logits on the reals of D's main pass:
+        accumulate sum(sign) and count on the device (summed over DDP ranks, so every rank holds the same p);
+        on iterations divisible by ``interval`` (as official) update p. Returns the values to log."""
+        if self.target is None:
+            return {"augment/p": self.p.clone()}
+        step = torch.stack([real_logits.detach().float().sign().sum(),
+                            torch.tensor(float(real_logits.numel()), device=real_logits.device)])
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(step)
+        self.stats += step.to(self.stats.device)
+        if iteration % self.interval == 0:
+            rt = self.stats[0] / self.stats[1].clamp(min=1)
+            adjust = torch.sign(rt - self.target) * step[1].to(rt.device) * self.interval / (self.speed_kimg * 1000)
+            self.p.copy_((self.p + adjust).clamp(0, 1))
+            self.rt.copy_(rt)
+            self.stats.zero_()
+        return {"augment/p": self.p.clone(), "augment/rt": self.rt.clone()}
+
+    def extra_repr(self) -> str:
+        return f"p={float(self.p):.4f}, target={self.target}, interval={self.interval}, speed_kimg={self.speed_kimg}"

@@ -1,0 +1,188 @@
+"""ADA (training/ada.py): each transform against an independent reference, the p controller against its formula,
+checkpointing of p, and a real Hydra run with model/augment=ada."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylegan.train import main
+from stylegan.training.ada import COLOR, GEOM, AdaptiveAugment
+from sweeping import QUICK
+
+IDENTITY = {"xflip": 0, "rot90": 0, "scale": 1.0, "prerot": 0.0, "aniso": 1.0, "postrot": 0.0, "fx": 0.0, "fy": 0.0,
+            "brightness": 0.0, "contrast": 1.0, "lumaflip": 0.0, "hue": 0.0, "saturation": 1.0}
+
+
+def _params(n: int, **set_) -> dict[str, torch.Tensor]:
+    prm = {k: torch.full([n], float(set_.get(k, v))) for k, v in IDENTITY.items()}
+    prm["xint"] = set_.get("xint", torch.zeros(2, n))
+    return prm
+
+
+def test_p0_is_the_identity_bit_exact():
+    torch.manual_seed(0)
+    for c in (1, 3):
+        x = torch.randn(8, c, 16, 16)
+        assert torch.equal(AdaptiveAugment(p=0.0)(x), x)
+
+
+def test_p1_samples_every_transform():
+    torch.manual_seed(0)
+    prm = AdaptiveAugment(p=1.0).sample(256, "cpu")
+    for k in (*GEOM, *COLOR):
+        assert (prm[k] != IDENTITY[k]).float().mean() > (0.15 if k in ("prerot", "postrot") else 0.4), k
+    assert set(prm["rot90"].tolist()) == {0, 1, 2, 3} and prm["xint"].abs().max() <= 0.125
+    y = AdaptiveAugment(p=1.0)(torch.randn(4, 3, 16, 16))
+    assert y.shape == (4, 3, 16, 16) and torch.isfinite(y).all()
+
+
+def test_xflip_and_rot90_are_exact():
+    x = torch.randn(4, 3, 8, 8)
+    torch.testing.assert_close(AdaptiveAugment.apply(x, _params(4, xflip=1)), torch.flip(x, [3]), rtol=0, atol=0)
+    for k in range(4):
+        torch.testing.assert_close(AdaptiveAugment.apply(x, _params(4, rot90=k)), torch.rot90(x, k, (2, 3)),
+                                   rtol=0, atol=0)
+    # x-flip first, then the rotation
+    torch.testing.assert_close(AdaptiveAugment.apply(x, _params(4, xflip=1, rot90=1)),
+                               torch.rot90(torch.flip(x, [3]), 1, (2, 3)), rtol=0, atol=0)
+
+
+def test_integer_translation_equals_a_roll_in_the_interior():
+    x = torch.randn(2, 1, 16, 16)
+    xint = torch.tensor([[2 / 16, -1 / 16], [-2 / 16, 2 / 16]])  # [axis (x, y), image]
+    y = AdaptiveAugment.apply(x, _params(2, xint=xint))
+    for i, (tx, ty) in enumerate([(2, -2), (-1, 2)]):
+        rolled = torch.roll(x[i], (ty, tx), (1, 2))
+        torch.testing.assert_close(y[i, :, 2:-2, 2:-2], rolled[:, 2:-2, 2:-2], rtol=0, atol=0)
+    # reflect padding at the border: column 0 shifted right by 2 is the mirrored column 2
+    torch.testing.assert_close(y[0, :, 2:-2, 0], x[0, :, 4:, 2], rtol=0, atol=0)
+
+
+def test_color_on_a_constant_image():
+    x = torch.full([2, 3, 4, 4], 0.25)
+    y = AdaptiveAugment.apply(x, _params(2, brightness=0.1, contrast=2.0))
+    torch.testing.assert_close(y, torch.full_like(x, 2.0 * (0.25 + 0.1)))
+    # luma flip negates gray; hue and saturation leave gray alone; gray 1-channel images get the same
+    y = AdaptiveAugment.apply(x, _params(2, lumaflip=1.0, hue=1.3, saturation=3.0))
+    torch.testing.assert_close(y, -x)
+    y = AdaptiveAugment.apply(x[:, :1], _params(2, lumaflip=1.0, hue=1.3, saturation=3.0, brightness=0.1))
+    torch.testing.assert_close(y, -(x[:, :1] + 0.1))
+
+
+def test_saturation_and_hue_on_a_colored_pixel():
+    x = torch.tensor([0.5, -0.2, 0.1]).view(1, 3, 1, 1).expand(1, 3, 2, 2).contiguous()
+    mean = x.mean(1, keepdim=True)
+    torch.testing.assert_close(AdaptiveAugment.apply(x, _params(1, saturation=0.0)), mean.expand_as(x))
+    torch.testing.assert_close(AdaptiveAugment.apply(x, _params(1, saturation=2.0)), mean + 2 * (x - mean))
+    # a 120-degree hue rotation about the gray axis permutes R, G, B cyclically
+    y = AdaptiveAugment.apply(x, _params(1, hue=2 * math.pi / 3))
+    assert torch.allclose(y, x.roll(1, 1), atol=1e-6) or torch.allclose(y, x.roll(-1, 1), atol=1e-6)
+
+
+def test_general_geometric_against_a_float64_reference():
+    """A smooth image resampled with the same parameters: each output pixel equals the image function at the
+    source point computed by hand (inverse transforms in reverse order), up to bilinear interpolation error."""
+    S = 32
+    prm = _params(1, scale=1.15, prerot=0.4, aniso=0.9, postrot=-0.7, fx=0.05, fy=-0.03)
+    c = torch.arange(S, dtype=torch.float64) + 0.5 - S / 2  # centered pixel coordinates
+
+    def f(x, y):
+        return torch.sin(0.15 * x + 0.3) * torch.cos(0.1 * y) + 0.01 * x
+
+    img = f(c[None, :], c[:, None]).float()[None, None]
+    out = AdaptiveAugment.apply(img, prm)[0, 0].double()
+
+    def rot(x, y, a):
+        return x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
+
+    x, y = c[None, :].expand(S, S), c[:, None].expand(S, S)
+    x, y = x - 0.05 * S, y + 0.03 * S  # undo fractional translation (applied last)
+    x, y = rot(x, y, 0.7)  # undo post-rotation
+    x, y = x / 0.9, y * 0.9  # undo anisotropic scaling
+    x, y = rot(x, y, -0.4)  # undo pre-rotation
+    x, y = x / 1.15, y / 1.15  # undo isotropic scaling
+    inside = (x.abs() < S / 2 - 1) & (y.abs() < S / 2 - 1)
+    assert inside.float().mean() > 0.5
+    err = (out - f(x, y))[inside].abs().max()
+    assert err < 0.01, err
+
+
+def test_gradients_reach_the_images_and_r1_double_backward():
+    torch.manual_seed(0)
+    aug = AdaptiveAugment(p=1.0)
+    w = torch.randn(2, 3, 3, 3, requires_grad=True)
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    logits = torch.nn.functional.conv2d(aug(x), w).square().sum()
+    (g,) = torch.autograd.grad(logits, x, create_graph=True)
+    assert g.abs().sum() > 0
+    g.square().sum().backward()
+    assert w.grad is not None and w.grad.abs().sum() > 0
+
+
+def test_controller_follows_the_formula():
+    aug = AdaptiveAugment(p=0.0, target=0.6, interval=4, speed_kimg=0.1)
+    batch, p = 8, 0.0
+    signs = [1.0] * 8 + [-1.0] * 4 + [1.0] * 6  # r_t high (p up), then low (p down), then high
+    acc = []
+    for it, s in enumerate(signs):
+        logits = torch.full([batch, 1], s)
+        logits[0] = 0.0  # sign 0 counts in the mean
+        logs = aug.observe(logits, it)
+        acc.append(s * (batch - 1) / batch)
+        if it % 4 == 0:
+            rt = sum(acc) / len(acc)
+            p = min(max(p + math.copysign(1, rt - 0.6) * batch * 4 / 100, 0.0), 1.0)
+            acc = []
+        assert float(logs["augment/p"]) == pytest.approx(p, abs=1e-6), it
+    assert 0 < p < 1
+    assert float(aug.rt) == pytest.approx(7 / 8)  # the last interval: all positive, one zero per batch
+
+
+def test_fixed_p_and_state_round_trip():
+    fixed = AdaptiveAugment(p=0.2, target=None)
+    logs = fixed.observe(torch.ones(4, 1), 0)
+    assert list(logs) == ["augment/p"] and float(logs["augment/p"]) == float(fixed.p) == pytest.approx(0.2)
+    a = AdaptiveAugment(target=0.6, interval=4, speed_kimg=0.1)
+    for it in range(6):
+        a.observe(torch.ones(8, 1), it)
+    b = AdaptiveAugment(target=0.6, interval=4, speed_kimg=0.1)
+    b.load_state_dict(a.state_dict())
+    assert set(a.state_dict()) == {"p", "rt", "stats"}
+    for it in range(6, 9):
+        assert torch.equal(a.observe(torch.ones(8, 1), it)["augment/p"], b.observe(torch.ones(8, 1), it)["augment/p"])
+
+
+def _train(run_dir: Path, *overrides: str) -> dict:
+    argv, sys.argv = sys.argv, ["stylegan-train", *QUICK, "logger=csv", f"hydra.run.dir={run_dir}", *overrides]
+    try:
+        main()
+    finally:
+        sys.argv = argv
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def test_hydra_run_with_ada_logs_p_and_resumes_exactly(tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ada = ["model/augment=ada", "model.augment.p=0.5", "model.augment.interval=1", "model.augment.speed_kimg=0.1"]
+        half = _train(tmp_path / "half", *ada)
+        assert half["stylegan"]["iteration"] == 2
+        p = half["state_dict"]["augment.p"]
+        assert p != 0.5 and 0 <= p <= 1  # two updates of 8 images at speed 0.1 kimg: +-0.08 each
+        rows = list(csv.DictReader((tmp_path / "half" / "csv" / "metrics.csv").open()))
+        assert [float(r["augment/p"]) for r in rows if r.get("augment/p")][-1] == pytest.approx(float(p))
+        assert any(r.get("augment/rt") for r in rows)
+        full = _train(tmp_path / "full", *ada, "total_kimg=0.032")
+        resumed = _train(tmp_path / "resumed", *ada, "total_kimg=0.032",
+                         f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}")
+        for k in ("augment.p", "augment.rt", "augment.stats"):
+            assert torch.equal(full["state_dict"][k], resumed["state_dict"][k]), k
+    finally:
+        torch.set_num_threads(before)
