@@ -192,7 +192,8 @@ class AdaptiveAugment(nn.Module):
     def observe(self, real_logits: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         """Called once per minibatch (0-based ``iteration``) with D's logits on the reals of D's main pass:
         accumulate sum(sign) and count on the device (summed over DDP ranks, so every rank holds the same p);
-        on iterations divisible by ``interval`` (as official) update p. Returns the values to log."""
+        on iterations divisible by ``interval`` (as official) update p. Returns the values to log. (The official
+        also counts the reals of a separate lazy-R1 pass, one extra minibatch every 16; here only D main's.)"""
         if self.target is None:
             return {"augment/p": self.p.clone()}
         step = torch.stack([real_logits.detach().float().sign().sum(),
