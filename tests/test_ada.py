@@ -186,3 +186,29 @@ def test_hydra_run_with_ada_logs_p_and_resumes_exactly(tmp_path):
             assert torch.equal(full["state_dict"][k], resumed["state_dict"][k]), k
     finally:
         torch.set_num_threads(before)
+
+
+def _rank_observes(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    aug = AdaptiveAugment(p=0.5, target=0.6, interval=1, speed_kimg=0.1)
+    aug.observe(torch.full([8, 1], 1.0 if rank == 0 else -1.0)[: 8 - 4 * rank], 0)  # 8 positive, 4 negative
+    torch.save({"p": aug.p, "rt": aug.rt}, f"{out}/{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_ddp_ranks_sum_the_statistics_and_agree_on_p(tmp_path):
+    """Two gloo processes with different logits: r_t is the global mean sign (8 - 4) / 12 and p moves by the
+    global batch (12 images, at speed 0.1 kimg: -0.12) on both ranks."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_rank_observes, args=(port, str(tmp_path)), nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
+    assert torch.equal(r0["p"], r1["p"]) and torch.equal(r0["rt"], r1["rt"])
+    assert float(r0["rt"]) == pytest.approx(4 / 12) and float(r0["p"]) == pytest.approx(0.5 - 12 / 100)
