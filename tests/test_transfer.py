@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from conftest import OFFICIAL_FIXTURE
+from conftest import OFFICIAL_FIXTURE, single_thread
 from stylegan.losses import r1_penalty
 from stylegan.networks import Discriminator, Generator
 from stylegan.train import main
@@ -58,11 +58,9 @@ def _transfer_lines(caplog) -> list[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread_here():
-    """Tiny networks: one intra-op thread (as conftest's one_thread, also for the module-scoped runs below)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    """conftest's single_thread for the whole module, the module-scoped runs below included."""
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
