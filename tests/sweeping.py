@@ -20,6 +20,26 @@ METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.m
           "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
 
 
+def refusal(capsys, argv: list[str]) -> str:
+    """Run ``stylegan-train``'s ``main()`` in-process with ``argv`` (the console script's code path); it must stop
+    with exit code 2 and no traceback. Returns its one ``stylegan-train: error:`` line."""
+    import pytest
+
+    from stylegan.train import main
+
+    saved, sys.argv = sys.argv, argv
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = saved
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    (line,) = [x for x in err.splitlines() if x.startswith("stylegan-train: error:")]
+    return line
+
+
 def run_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK"))}

@@ -19,7 +19,7 @@ from stylegan.losses import r1_penalty
 from stylegan.networks import Discriminator, Generator
 from stylegan.train import main
 from stylegan.training import transfer
-from sweeping import QUICK
+from sweeping import QUICK, refusal
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # this run's networks sized as the official fixture's (G skip, D resnet, 3x32x32, z/w 64, 16-32 channels)
@@ -180,19 +180,6 @@ def test_r1_flows_through_frozen_blocks():
     assert len(transfer.trainable(D, frozen)) == len(list(D.parameters())) - len(list(D.b16.parameters()))
 
 
-def _refused(capsys, argv: list[str]) -> str:
-    saved, sys.argv = sys.argv, argv
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
-    finally:
-        sys.argv = saved
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "Traceback" not in err, err[-3000:]
-    (line,) = [x for x in err.splitlines() if x.startswith("stylegan-train: error:")]
-    return line
-
-
 @pytest.mark.parametrize("kind", ["missing", "text", "tensor", "nothing fits", "freeze_d too large"])
 def test_bad_transfer_input_is_one_line(tmp_path, capsys, kind):
     path = tmp_path / "weights.pt"
@@ -208,7 +195,7 @@ def test_bad_transfer_input_is_one_line(tmp_path, capsys, kind):
                          "weight tensor has the same name and shape): model.generator.channel_base=128 here, 512 in"),
         "freeze_d too large": (["model.freeze_d=4"], "model.freeze_d=4 must be an integer in [0, 3]"),
     }[kind]
-    assert expected in _refused(capsys, _argv(tmp_path / "run", *overrides))
+    assert expected in refusal(capsys, _argv(tmp_path / "run", *overrides))
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -220,7 +207,7 @@ def test_finetune_preset(tmp_path, capsys):
     m = cfg.model
     assert (m.init_from, m.freeze_d, m.ema_rampup, cfg.total_kimg) == ("x.ckpt", 2, None, 1000)
     assert m.augment._target_.endswith("DiffAugment") and cfg.callbacks.checkpoint.keep_snapshots
-    line = _refused(capsys, ["stylegan-train", "experiment=finetune", "logger=none",
+    line = refusal(capsys, ["stylegan-train", "experiment=finetune", "logger=none",
                              f"hydra.run.dir={tmp_path / 'run'}"])
     assert line == ("stylegan-train: error: experiment=finetune needs model.init_from=PATH: a stylegan-train "
                     "checkpoint (outputs/<run>/checkpoints/last.ckpt) or official-format weights to start from")
@@ -228,7 +215,7 @@ def test_finetune_preset(tmp_path, capsys):
 
 def test_resume_with_other_frozen_layers_is_one_line(finetuned, tmp_path, capsys):
     """The checkpoint's optimizers hold only the trainable tensors: resuming with another freeze_d is refused."""
-    line = _refused(capsys, _argv(tmp_path / "run", "model.freeze_d=0", "model.freeze_g_mapping=true",
+    line = refusal(capsys, _argv(tmp_path / "run", "model.freeze_d=0", "model.freeze_g_mapping=true",
                                   f"ckpt_path={finetuned}/checkpoints/last.ckpt"))
     assert "model.freeze_d / model.freeze_g_mapping differ from the run's" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
