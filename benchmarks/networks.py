@@ -14,7 +14,11 @@ hit every configuration alike. Reported: median and interquartile range (p25-p75
 Usage (from the repository root)::
 
     PYTHONPATH=src python benchmarks/networks.py --quick --res 32 64
-    PYTHONPATH=src python benchmarks/networks.py --compare-official --json bench.json
+    PYTHONPATH=src python benchmarks/networks.py --official .official/stylegan2-ada-pytorch --res 32 64
+
+``--official PATH`` times the official StyleGAN2 networks (a stylegan2-ada-pytorch or stylegan3 checkout,
+imported from PATH; never copied into the project) in the same process, interleaved with ours, on the very same
+weights, and reports the ratio ours / official: the only valid comparison (same machine, same session).
 """
 
 from __future__ import annotations
@@ -37,23 +41,6 @@ from stylegan.networks import ARCHITECTURES, Discriminator, Generator
 
 CONV_CLAMP = 256
 IMG_CHANNELS = 3
-
-# Official StyleGAN2 code, reference (pure-PyTorch fallback) ops, measured on this machine type: median ms per
-# forward+backward. Valid only for the settings below; the figures are noisy by about 1.4x.
-OFFICIAL_MS = {32: {"G": 98.0, "D": 70.0}, 64: {"G": 179.0, "D": 108.0}}
-OFFICIAL_SETTINGS = {
-    "device": "cpu",
-    "threads": 2,
-    "batch": 8,
-    "g_arch": "skip",
-    "d_arch": "resnet",
-    "channel_base": 2048,
-    "channel_max": 128,
-    "z_dim": 64,
-    "w_dim": 64,
-    "mapping_layers": 2,
-}
-
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -113,7 +100,50 @@ def count_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def build_measurements(cfg: NetConfig, device: str, seed: int, fused: bool) -> list[Measurement]:
+def import_official(root: str):
+    """The official networks module of a stylegan2-ada-pytorch (training/networks.py) or stylegan3
+    (training/networks_stylegan2.py) checkout at ``root``; returns (module, flavor)."""
+    if not os.path.isdir(os.path.join(root, "training")):
+        sys.exit(f"--official {root}: not a stylegan2-ada-pytorch or stylegan3 checkout (no training/ folder); "
+                 "git clone https://github.com/NVlabs/stylegan2-ada-pytorch into an ignored folder such as .official/")
+    sys.path.insert(0, os.path.abspath(root))
+    if os.path.exists(os.path.join(root, "training", "networks_stylegan2.py")):
+        from training import networks_stylegan2 as nets  # stylegan3
+
+        return nets, "stylegan3"
+    from training import networks as nets  # stylegan2-ada-pytorch
+
+    return nets, "ada"
+
+
+def build_official(cfg: NetConfig, device: str, G: nn.Module, D: nn.Module, official) -> tuple[nn.Module, nn.Module]:
+    """The official G and D with our settings (fp32: num_fp16_res 0), loaded with our weights (same names)."""
+    nets, flavor = official
+    common = dict(c_dim=0, img_resolution=cfg.res, img_channels=IMG_CHANNELS)
+    synth = dict(channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=0, conv_clamp=CONV_CLAMP,
+                 architecture=cfg.g_arch)
+    mapping = dict(num_layers=cfg.mapping_layers)
+    if flavor == "ada":
+        oG = nets.Generator(z_dim=cfg.z_dim, w_dim=cfg.w_dim, mapping_kwargs=mapping, synthesis_kwargs=synth, **common)
+    else:
+        oG = nets.Generator(z_dim=cfg.z_dim, w_dim=cfg.w_dim, mapping_kwargs=mapping, **synth, **common)
+    oD = nets.Discriminator(channel_base=cfg.channel_base, channel_max=cfg.channel_max, num_fp16_res=0,
+                            conv_clamp=CONV_CLAMP, architecture=cfg.d_arch, block_kwargs={}, mapping_kwargs={},
+                            epilogue_kwargs=dict(mbstd_group_size=4), **common)
+    oG.load_state_dict(G.state_dict())
+    oD.load_state_dict(D.state_dict())
+    return oG.to(device), oD.to(device)
+
+
+def parity(G, D, oG, oD, z: torch.Tensor, img: torch.Tensor) -> dict[str, float]:
+    """Max |ours - official| of the image (noise const, train-mode non-fused path) and of the logits."""
+    c = torch.zeros([z.shape[0], 0], device=z.device)
+    with torch.no_grad():
+        a, b = G(z, None, noise_mode="const"), oG(z, c, noise_mode="const")
+        return {"G image": (a - b).abs().max().item(), "D logits": (D(img) - oD(img, c)).abs().max().item()}
+
+
+def build_measurements(cfg: NetConfig, device: str, seed: int, fused: bool, official=None) -> list[Measurement]:
     torch.manual_seed(seed)
     G = Generator(
         z_dim=cfg.z_dim,
@@ -164,6 +194,26 @@ def build_measurements(cfg: NetConfig, device: str, seed: int, fused: bool) -> l
     if fused:
         out.append(Measurement(kind="G fused", step=g_fused_step, prepare=G.eval, cleanup=nothing,
                                num_params=count_params(G), **common))  # fmt: skip
+    if official is not None:
+        oG, oD = build_official(cfg, device, G, D, official)
+        c = torch.zeros([cfg.batch, 0], device=device)
+        G.train(), oG.train()
+        diff = parity(G, D, oG, oD, z, img)
+        print(f"[{cfg.name}] parity with the official networks: " + ", ".join(f"{k} max |diff| {v:.2e}"
+              for k, v in diff.items()), file=sys.stderr)  # fmt: skip
+
+        def og_step() -> None:
+            oG(z, c).square().mean().backward()
+
+        def od_step() -> None:
+            oD(img, c).sum().backward()
+
+        out += [
+            Measurement(kind="official G", step=og_step, prepare=oG.train,
+                        cleanup=lambda: oG.zero_grad(set_to_none=True), num_params=count_params(oG), **common),
+            Measurement(kind="official D", step=od_step, prepare=oD.train,
+                        cleanup=lambda: oD.zero_grad(set_to_none=True), num_params=count_params(oD), **common),
+        ]  # fmt: skip
     return out
 
 
@@ -204,11 +254,6 @@ def run_interleaved(measurements: list[Measurement], warmup: int, repeats: int, 
         print(f"[{label}] round {i + 1}/{repeats}: {elapsed:.2f} s", file=sys.stderr, flush=True)
 
 
-def matches_official(cfg: NetConfig, device: str, threads: int) -> bool:
-    actual = {"device": device, "threads": threads, **asdict(cfg)}
-    return cfg.res in OFFICIAL_MS and all(actual[k] == v for k, v in OFFICIAL_SETTINGS.items())
-
-
 def fmt_ms(s: dict[str, float | int | None]) -> str:
     return f"{s['median_ms']:.1f} [{s['p25_ms']:.1f}-{s['p75_ms']:.1f}]"
 
@@ -228,8 +273,8 @@ def markdown_table(measurements: list[Measurement], args: argparse.Namespace) ->
         header += ["G fused fwd ms median [p25-p75]", "G fused img/s"]
     if any_cuda:
         header += ["G step peak MiB", "D step peak MiB"]
-    if args.compare_official:
-        header += ["official G ms (ours/official)", "official D ms (ours/official)"]
+    if args.official:
+        header += ["official G ms [p25-p75]", "G ours/official", "official D ms [p25-p75]", "D ours/official"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for (device, cfg), by_kind in rows.items():
         g, d = summarize(by_kind["G"]), summarize(by_kind["D"])
@@ -241,13 +286,10 @@ def markdown_table(measurements: list[Measurement], args: argparse.Namespace) ->
             cells += [fmt_ms(f), f"{f['images_per_s']:.1f}"]
         if any_cuda:
             cells += [fmt_mib(g["max_step_peak_bytes"]), fmt_mib(d["max_step_peak_bytes"])]
-        if args.compare_official:
-            if matches_official(cfg, device, args.threads):
-                ref = OFFICIAL_MS[cfg.res]
-                for kind, s in (("G", g), ("D", d)):
-                    cells.append(f"{ref[kind]:.0f} ({s['median_ms'] / ref[kind]:.2f}x)")
-            else:
-                cells += ["n/a", "n/a"]
+        if args.official:
+            for kind, ours in (("G", g), ("D", d)):
+                ref = summarize(by_kind[f"official {kind}"])
+                cells += [fmt_ms(ref), f"{ours['median_ms'] / ref['median_ms']:.2f}x"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -267,13 +309,11 @@ def markdown_footer(args: argparse.Namespace, machine: dict[str, object]) -> str
             "CUDA: synchronized around each iteration; step peak = max_memory_allocated during the "
             "iteration minus the memory allocated before it (absolute peaks are in the JSON)."
         )
-    if args.compare_official:
+    if args.official:
         notes.append(
-            "Official reference: the official StyleGAN2 code with its reference (pure-PyTorch fallback) ops, "
-            "measured on this machine type (cpu, 2 threads, batch 8, skip G / resnet D, channel_base 2048, "
-            "channel_max 128, z_dim = w_dim = 64, 2 mapping layers): res 32: G 98 ms, D 70 ms; "
-            "res 64: G 179 ms, D 108 ms. Those figures are noisy by ~1.4x, so ratios within that band are "
-            "not a difference. Shown only for rows with exactly these settings."
+            f"Official: the networks of {args.official} (fp32, num_fp16_res 0, train mode: non-fused modconv; on "
+            "CPU its reference ops), built with the same settings and loaded with the same weights, timed in this "
+            "process, interleaved with ours; the ratio is ours / official of the medians."
         )
     notes.append(
         f"Machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
@@ -329,8 +369,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=None, help="timed iterations (default 15, --quick 3)")
     p.add_argument("--quick", action="store_true", help="smoke test: repeats 3, warmup 1")
     p.add_argument("--fused", action="store_true", help="also time fused modconv (eval, forward only)")
-    p.add_argument("--compare-official", action="store_true",
-                   help="add the official StyleGAN2 reference figures (res 32/64) and ratios")  # fmt: skip
+    p.add_argument("--official", metavar="PATH",
+                   help="a stylegan2-ada-pytorch / stylegan3 checkout: time its G and D beside ours")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write all samples and machine info to this file")
     args = p.parse_args(argv)
@@ -355,11 +395,12 @@ def main(argv: list[str] | None = None) -> None:
         for g_arch in args.g_arch
         for d_arch in args.d_arch
     ]  # fmt: skip
+    official = import_official(args.official) if args.official else None
     measurements: list[Measurement] = []
     for device in args.devices:
         group: list[Measurement] = []
         for i, cfg in enumerate(configs):
-            group += build_measurements(cfg, device, args.seed + i, args.fused)
+            group += build_measurements(cfg, device, args.seed + i, args.fused, official)
         run_interleaved(group, args.warmup, args.repeats, device)
         measurements += group
 
@@ -378,9 +419,6 @@ def main(argv: list[str] | None = None) -> None:
         ]  # fmt: skip
         settings = {k: v for k, v in vars(args).items() if k != "json"}
         payload = {"machine": machine, "settings": settings, "conv_clamp": CONV_CLAMP, "results": results}
-        if args.compare_official:
-            payload["official_reference_ms"] = OFFICIAL_MS
-            payload["official_reference_settings"] = OFFICIAL_SETTINGS
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=2)
             f.write("\n")

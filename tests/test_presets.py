@@ -48,7 +48,7 @@ def test_official_presets(name, devices):
     g, d, m = cfg.model.generator, cfg.model.discriminator, cfg.model
     assert cfg.data.batch_size * devices == spec["mb"]  # the global batch, split over the devices
     assert d.mbstd_group_size == spec["mbstd"] and d.channel_base == g.channel_base == int(spec["fmaps"] * 32768)
-    assert g.channel_max == 512 and g.mapping_kwargs.num_layers == spec["map"]
+    assert g.channel_max == 512 and g.mapping_kwargs.num_layers == spec["map"] and g.mapping_kwargs.w_avg_beta == 0.998
     assert m.optim.g_lr == m.optim.d_lr == spec["lrate"] and cfg.loss.r1_gamma == spec["gamma"]
     assert m.ema_kimg == spec["ema"] and m.ema_rampup == spec["ramp"] and cfg.total_kimg == spec["kimg"]
     cifar = name == "cifar"
@@ -70,6 +70,7 @@ def test_table1_configs(name):
     assert g.channel_base == d.channel_base == 2 * fmap_base  # TF fmap_base f at stage s = torch channel_base 2f
     assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
     assert cfg.loss.style_mixing_prob == 0.9 and cfg.data.batch_size == 32
+    assert g.mapping_kwargs.w_avg_beta == 0.995  # G_style's and G_main's dlatent_avg_beta (PyTorch ports: 0.998)
     grows = name in ("config_a", "config_b", "config_c", "config_d")
     m = cfg.model
     if g_arch == "orig":

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer
+from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer, channels_last
 from .mapping import MappingNetwork
 from .progressive import downsample_box, fade, split_lod
 from .resample import downsample2d, setup_filter
@@ -181,6 +181,7 @@ class Discriminator(nn.Module):
         if img.ndim != 4 or tuple(img.shape[1:]) != expected:
             raise ValueError(f"discriminator expects images of shape [N, {', '.join(map(str, expected))}], "
                              f"got {tuple(img.shape)}")
+        img = channels_last(img)
         if self.progressive:
             x, img = self.features_at(img, *split_lod(self.lod, self.img_resolution)), None
         else:

@@ -55,9 +55,13 @@ def modulated_conv2d(
     demodulate: bool = True,
     resample_filter: torch.Tensor | None = None,
     fused: bool = True,
+    bias: torch.Tensor | None = None,
+    gain: float = 1.0,
 ) -> torch.Tensor:
     """Modulated (and optionally demodulated) conv of ``x`` [N, I, H, W] with ``weight`` [O, I, k, k] by
-    per-sample ``styles`` [N, I]; ``noise`` is added after demodulation. ``up=2`` convolves on the 2x grid."""
+    per-sample ``styles`` [N, I]; returns ``(conv + noise + bias) * gain`` (noise after demodulation, as
+    Fig. 2d). ``up=2`` convolves on the 2x grid. ``gain`` and ``bias`` ride on the demodulation multiply (or on the
+    conv's own weight and bias), so they cost no extra pass over the activations."""
     N, I, H, W = x.shape
     O = weight.shape[0]
     if up == 2 and resample_filter is None:
@@ -66,20 +70,31 @@ def modulated_conv2d(
     if demodulate:  # [N, O], at least float32 (a float64 run stays float64), outside autocast
         with no_autocast(x.device.type):
             dtype = torch.promote_types(torch.promote_types(weight.dtype, styles.dtype), torch.float32)
-            d = demodulation_coefficients(weight.to(dtype), styles.to(dtype)).to(x.dtype)
+            d = demodulation_coefficients(weight.to(dtype), styles.to(dtype))
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
     if not fused:
-        x = _conv(x * styles[:, :, None, None], weight, resample_filter, up, groups=1)
+        x = x * styles[:, :, None, None]
         if d is not None:
-            x = x * d[:, :, None, None]
+            x = _conv(x, weight, resample_filter, up, groups=1)
+            b = torch.zeros([], dtype=x.dtype, device=x.device) if bias is None else bias.to(x.dtype) * gain
+            x = torch.addcmul(b.reshape(1, -1, 1, 1), x, d.to(x.dtype)[:, :, None, None] * gain)
+        elif up == 1:  # a plain conv adds its bias itself
+            b = None if bias is None else bias.to(x.dtype) * gain
+            x = F.conv2d(x, weight * gain if gain != 1 else weight, b, padding=weight.shape[-1] // 2)
+        else:
+            x = _conv(x, weight * gain if gain != 1 else weight, resample_filter, up, groups=1)
+            x = x if bias is None else x + bias.to(x.dtype)[None, :, None, None] * gain
     else:
         w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
-        if d is not None:
-            w = w * d[:, :, None, None, None]
+        if d is not None or gain != 1:
+            w = w * (gain if d is None else d.to(w.dtype)[:, :, None, None, None] * gain)
         x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N)
         x = x.reshape(N, O, *x.shape[2:])
-    return x if noise is None else x + noise.to(x.dtype)
+        x = x if bias is None else x + bias.to(x.dtype)[None, :, None, None] * gain
+    if noise is None:
+        return x
+    return x + (noise.to(x.dtype) * gain if gain != 1 else noise.to(x.dtype))
 
 
 def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -80,9 +80,9 @@ def conv_up2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, groups: int = 1)
     return filter2d(x, f, pad=(5 - kw) // 2, gain=4.0)
 
 
-def conv_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+def conv_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """3x3 (odd k) convolution followed by 2x decimation, [H, W] -> [H/2, W/2] (D conv1 of a block):
-    FIR with padding (k - 1) // 2 + 1, then a stride-2 cross-correlation."""
+    FIR with padding (k - 1) // 2 + 1, then a stride-2 cross-correlation (adding ``bias``, if given)."""
     kw = w.shape[-1]
     x = filter2d(x, f, pad=(kw - 1) // 2 + 1)
-    return F.conv2d(x, w, stride=2)
+    return F.conv2d(x, w, bias, stride=2)

@@ -95,11 +95,11 @@ class SynthesisLayer(_StyleLayer):
     ) -> torch.Tensor:
         styles = float32_styles(self.affine, w)
         noise = self.noise(x, noise_mode)
-        x = modulated_conv2d(
+        x = modulated_conv2d(  # lrelu's gain (SQRT2 * gain > 0) is applied before it: lrelu(g * y) = g * lrelu(y)
             x, self.weight, styles, noise, up=self.up, demodulate=self.demodulate,
-            resample_filter=self.resample_filter, fused=fused_modconv,
+            resample_filter=self.resample_filter, fused=fused_modconv, bias=self.bias, gain=SQRT2 * gain,
         )
-        return self.activate(x, gain)
+        return bias_act(x, None, "lrelu", 1.0, self.conv_clamp * gain if self.conv_clamp is not None else None)
 
 
 def std_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -189,8 +189,8 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         styles = float32_styles(self.affine, w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv, bias=self.bias)
+        return bias_act(x, clamp=self.conv_clamp)
 
 
 def make_style_layer(style_block: str, **kwargs) -> nn.Module:

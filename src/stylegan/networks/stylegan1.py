@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import SQRT2, SQRT_HALF, Conv2dLayer, FullyConnectedLayer
+from .layers import SQRT2, SQRT_HALF, Conv2dLayer, FullyConnectedLayer, channels_last
 from .modulation import float32_styles, instance_norm, no_autocast
 from .resample import filter2d, setup_filter, upsample2d
 from .style_blocks import NOISE_MODES
@@ -144,7 +144,7 @@ class StyleGAN1Block(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         w0, w1 = ws.unbind(dim=1)
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = channels_last(self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]))
             x = self.conv1(self.const_style(x, w0, noise_mode), w1, noise_mode)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=SQRT_HALF)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..utils.checks import check_resolution
-from .layers import SQRT_HALF, Conv2dLayer
+from .layers import SQRT_HALF, Conv2dLayer, channels_last
 from .progressive import fade, split_lod, upsample_nearest
 from .resample import setup_filter, upsample2d
 from .style_blocks import STYLE_BLOCKS, ToRGBLayer, make_style_layer
@@ -99,7 +99,7 @@ class SynthesisBlock(nn.Module):
         w = iter(ws.unbind(dim=1))
         kw = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            x = channels_last(self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1]))
             x = self.conv1(x, next(w), **kw)
         elif self.architecture == "resnet":
             y = self.skip(x, gain=SQRT_HALF)
@@ -185,6 +185,7 @@ class SynthesisNetwork(nn.Module):
             block = getattr(self, f"b{res}")
             x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode, fused_modconv)
             w_idx += block.num_conv
+        img = img.contiguous()  # NCHW out, whatever the layout inside
         return torch.tanh(img) if self.output_activation == "tanh" else img
 
     def synthesize_at(self, ws: torch.Tensor, level: int, t: float, noise_mode: str = "random",
@@ -205,7 +206,7 @@ class SynthesisNetwork(nn.Module):
             if res == cur // 2:
                 prev = img
         img = fade(img, None if prev is None else upsample_nearest(prev, 2), t)
-        return upsample_nearest(img, 1 << level)
+        return upsample_nearest(img, 1 << level).contiguous()
 
     def extra_repr(self) -> str:
         return (f"res={self.img_resolution}, arch={self.architecture}, style={self.style_block}, "
