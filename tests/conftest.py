@@ -24,7 +24,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread here and in the runs the
 
 
 def pytest_collection_modifyitems(config, items):
-    """The `slow` tests first (a stable sort keeps the rest in file order)."""
+    """The `slow` tests first (a stable sort keeps the rest in file order), so that no long test trails the suite:
+    xdist's loadgroup hands out the largest group (the sweep grid's) first, then single tests in this order."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"

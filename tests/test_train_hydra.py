@@ -104,6 +104,7 @@ def test_bad_data_is_one_clear_line(tmp_path):
 
 
 # (global, 1 process) is implied by (global, DDP): the shared generator's state is restored on every rank there
+@pytest.mark.slow  # 20-40 s each: started early, they do not trail the suite (conftest)
 @pytest.mark.parametrize("draws,ddp", [("per_rank", False), ("per_rank", True), ("global", True)])
 def test_exact_resume_after_sigkill(tmp_path, draws, ddp):
     """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states (with the
