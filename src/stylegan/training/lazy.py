@@ -53,6 +53,9 @@ def lazy_adam(
     eps: float,
     interval: int | None,
 ) -> torch.optim.Adam:
-    """Adam with the lazy-regularization correction applied to lr and betas."""
+    """Adam with the lazy-regularization correction applied to lr and betas. Fused (one kernel per step, and it
+    can drop a non-finite step on the device: guard.py) where torch has it for the parameters' device."""
     c = lazy_ratio(interval)
-    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=eps)
+    params = list(params)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=eps, fused=fused or None)

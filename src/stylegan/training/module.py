@@ -34,6 +34,7 @@ from ..networks import Discriminator, Generator
 from .config import LossConfig, OptimConfig
 from .draws import Draws
 from .ema import ema_beta, update_ema
+from .guard import guarded_step, nonfinite_flag
 from .lazy import lazy_adam
 from .mixing import mix_styles
 from .progressive import ProgressiveConfig, apply_stage, progressive_config
@@ -88,7 +89,7 @@ class StyleGAN2Module(L.LightningModule):
         progressive: ProgressiveConfig | dict | None = None,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
-        step whose loss or gradient is not finite (counted and logged); 'stop' raises. ``augment``: a
+        step whose loss or gradient is not finite, on the device (counted and logged; guard.py); 'stop' raises. ``augment``: a
         differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None. ``draws``:
         'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length directions
         drawn for the global batch and sliced per rank: the run does not depend on the device count; see
@@ -115,7 +116,8 @@ class StyleGAN2Module(L.LightningModule):
         self.register_buffer("pl_mean", torch.zeros([]))
         self.cur_nimg = 0
         self.iteration = 0
-        self.nan_skips: Counter[str] = Counter()
+        self.nan_skips: Counter[str] = Counter()  # host-side counts; the device-side ones in _skips_on_device
+        self._skips_on_device: dict[str, torch.Tensor] = {}
         self._rng_to_restore = None
         self._draws_to_restore = None
         self._tick = None
@@ -158,28 +160,32 @@ class StyleGAN2Module(L.LightningModule):
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
-    def _step(self, opt, net: torch.nn.Module, losses: dict[str, torch.Tensor], phase: str) -> bool:
-        """Backward every loss, check finiteness (all ranks agree), then step or skip per ``nan_policy``."""
+    def _step(self, opt, net: torch.nn.Module, losses: dict[str, torch.Tensor], phase: str) -> torch.Tensor:
+        """Backward every loss, then step unless a loss or gradient is non-finite (all ranks agree): ``skip``
+        drops the step on the device without a host sync (guard.py), ``stop`` raises. Returns the flag (1: skipped)."""
         self.manual_backward(sum(losses.values()))  # one backward: main and reg may share a forward graph
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
-        checks = [torch.stack([v.detach().float() for v in losses.values()])]
-        if grads:
-            checks.append(torch.stack(torch._foreach_norm(grads)).float())
-        bad = (~torch.isfinite(torch.cat(checks))).any().float()
-        if _world_size() > 1:
-            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        if bad.item():
-            what = {k: float(v) for k, v in losses.items()}
-            if self.nan_policy == "stop":
-                raise FloatingPointError(f"non-finite loss or gradient in phase {phase} at iteration {self.iteration} "
-                                         f"(kimg {self.cur_nimg / 1000:.1f}, losses {what}); set "
-                                         "model.nan_policy=skip to skip such steps")
+        found = nonfinite_flag(losses.values(), [p.grad for p in net.parameters() if p.grad is not None],
+                               _world_size())
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        if self.nan_policy == "stop" and found.item():
+            what = {k: float(v.detach()) for k, v in losses.items()}
+            raise FloatingPointError(f"non-finite loss or gradient in phase {phase} at iteration {self.iteration} "
+                                     f"(kimg {self.cur_nimg / 1000:.1f}, losses {what}); set "
+                                     "model.nan_policy=skip to skip such steps")
+        stepped = guarded_step(opt, found, on_device=scaler is None)
+        if stepped is None:
+            self._skips_on_device[phase] = self._skips_on_device.get(phase, 0) + found
+        elif not stepped:
             self.nan_skips[phase] += 1
-            opt.zero_grad(set_to_none=True)
-            return False
-        opt.step()
         opt.zero_grad(set_to_none=True)
-        return True
+        return found
+
+    def skip_counts(self) -> Counter[str]:
+        """Steps skipped per phase (reads the device counters: call at logging or checkpoint time only)."""
+        counts = Counter(self.nan_skips)
+        for phase, n in self._skips_on_device.items():
+            counts[phase] += int(n.item()) if isinstance(n, torch.Tensor) else int(n)
+        return +counts
 
     def _train_only(self, net: torch.nn.Module | None) -> None:
         """Only the network being trained has ``requires_grad`` (None: neither); frozen parameters never."""
@@ -211,8 +217,8 @@ class StyleGAN2Module(L.LightningModule):
             lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
             penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
             losses["Greg"] = penalty.mean() * (reg.weight * reg.interval)
-        if self._step(opt, self.G, losses, "Greg"):
-            self.pl_mean.copy_(new_mean)
+        skipped = self._step(opt, self.G, losses, "Greg")
+        self.pl_mean.copy_(torch.where(skipped > 0, self.pl_mean, new_mean))  # kept when the step was skipped
         logs["loss/pl_penalty"] = penalty.mean().detach()
         logs["pl_mean"] = self.pl_mean.clone()
 
@@ -278,8 +284,8 @@ class StyleGAN2Module(L.LightningModule):
         if dn > 0:
             logs["timing/sec_per_kimg"] = torch.tensor(dt / dn * 1000)
             logs["timing/img_per_sec"] = torch.tensor(dn / max(dt, 1e-9))
-        for phase, count in self.nan_skips.items():
-            logs[f"nan_skips/{phase}"] = torch.tensor(float(count))
+        for phase in set(self.nan_skips) | set(self._skips_on_device):  # device tensors: no sync here
+            logs[f"nan_skips/{phase}"] = self._skips_on_device.get(phase, 0) + self.nan_skips[phase]
         prog = {"kimg", "loss/G", "loss/D"}
         for k, v in logs.items():
             self.log(k, v.float(), prog_bar=k in prog, on_step=True, on_epoch=False, batch_size=1)
@@ -298,7 +304,7 @@ class StyleGAN2Module(L.LightningModule):
             "loss": asdict(self.loss_cfg),
             "cur_nimg": self.cur_nimg,
             "iteration": self.iteration,
-            "nan_skips": dict(self.nan_skips),
+            "nan_skips": dict(self.skip_counts()),
             "rng": capture_rng(),  # this rank's (rank 0's in the file); every rank's below
             "rng_per_rank": _gather_objects(capture_rng()),
             "draws": self.draws.state(),
@@ -307,7 +313,7 @@ class StyleGAN2Module(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["stylegan"]
         self.cur_nimg, self.iteration = int(state["cur_nimg"]), int(state["iteration"])
-        self.nan_skips = Counter(state.get("nan_skips", {}))
+        self.nan_skips, self._skips_on_device = Counter(state.get("nan_skips", {})), {}
         self._rng_to_restore = state.get("rng_per_rank") or ([state["rng"]] if state.get("rng") else None)
         self._draws_to_restore = state.get("draws")
 
