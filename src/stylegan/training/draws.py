@@ -56,11 +56,13 @@ class Draws:
         full = torch.randn([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
         return full[self.rank :: W]
 
-    def randint(self, low: int, high: int) -> int:
-        """One integer in ``[low, high)``, the same on every rank in ``global`` mode."""
-        return int(torch.empty([], dtype=torch.int64, device=self.device).random_(low, high, generator=self.generator))
+    def randint(self, low: int, high: int) -> torch.Tensor:
+        """One integer in ``[low, high)`` (an int64 scalar on the device: nothing is read back to the host), the
+        same on every rank in ``global`` mode."""
+        return torch.empty([], dtype=torch.int64, device=self.device).random_(low, high, generator=self.generator)
 
-    def rand(self) -> float:
-        """One uniform [0, 1) value, the same on every rank in ``global`` mode. Always drawn in float32 (as the
-        official code does), so that a float64 run (whose default dtype is float64) draws the same stream."""
-        return float(torch.rand([], dtype=torch.float32, device=self.device, generator=self.generator))
+    def rand(self) -> torch.Tensor:
+        """One uniform [0, 1) value (a scalar on the device), the same on every rank in ``global`` mode. Always
+        drawn in float32 (as the official code does), so that a float64 run (whose default dtype is float64) draws
+        the same stream."""
+        return torch.rand([], dtype=torch.float32, device=self.device, generator=self.generator)

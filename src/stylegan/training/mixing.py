@@ -15,17 +15,17 @@ def mix_styles(
     """Replace ``ws[:, cutoff:]`` by the ws of fresh latents with probability ``prob`` (one cutoff per batch).
 
     RNG use follows the official ``run_G``: cutoff, coin, then the second z (always drawn). ``draws``: where the
-    random numbers come from (default: the torch RNG of ``ws``'s device).
+    random numbers come from (default: the torch RNG of ``ws``'s device). The cutoff and the coin stay on the device
+    (a layer mask selects the ws), so the step never waits for them.
     """
     if prob <= 0:
         return ws
     if draws is None:
         draws = Draws()
         draws.start(ws.device, rank=0, world_size=1)
-    cutoff = draws.randint(1, ws.shape[1])
-    if draws.rand() >= prob:
-        cutoff = ws.shape[1]
+    num_ws = ws.shape[1]
+    cutoff = draws.randint(1, num_ws)
+    cutoff = torch.where(draws.rand() < prob, cutoff, torch.full_like(cutoff, num_ws))
     ws2 = G.mapping(draws.normal(z.shape, z.dtype), c, update_emas=False)
-    if cutoff == ws.shape[1]:
-        return ws
-    return torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+    second = (torch.arange(num_ws, device=ws.device) >= cutoff)[None, :, None]
+    return torch.where(second, ws2, ws)
