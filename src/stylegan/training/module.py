@@ -91,8 +91,8 @@ class StyleGAN2Module(L.LightningModule):
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite, on the device (counted, logged; guard.py); 'stop' raises.
         ``augment``: a differentiable augmentation applied to every image D sees (e.g. ``DiffAugment``), or None.
-        ``draws``: 'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length directions
-        drawn for the global batch and sliced per rank: the run does not depend on the device count; see
+        ``draws``: 'per_rank' (official: each DDP rank its own latents) or 'global' (latents, mixing and path-length
+        directions drawn for the global batch and sliced per rank: the run does not depend on the device count; see
         ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
         ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``.
         ``progressive``: progressive growing (``training/progressive.py``; None: off)."""
