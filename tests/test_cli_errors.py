@@ -44,6 +44,17 @@ def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before training wrote anything
 
 
+@pytest.mark.parametrize("sub", ["", "/run"])
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_output_dir_that_is_a_file_is_one_line(tmp_path, capsys, key, sub):
+    """Hydra would stop in a FileExistsError / NotADirectoryError traceback before our code; the file is kept."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me")
+    line = refusal(capsys, ["stylegan-train", *QUICK, f"{key}={blocker}{sub}"])
+    assert f"{key}={blocker}{sub}" in line and ("is a file" if not sub else f"under the file {blocker}") in line
+    assert blocker.read_text() == "keep me"
+
+
 @pytest.mark.parametrize("damage", ["truncated", "text"])
 def test_unreadable_checkpoint_is_named(tmp_path, capsys, trained, damage):
     bad = tmp_path / "bad.ckpt"

@@ -137,6 +137,8 @@ def test_pickle_is_told_apart_by_content(tmp_path, ref):
     assert torch.equal(*imgs)
     G, kimg = load_generator(no_suffix)
     assert kimg is None and not G.training
+    named = write_pickle(tmp_path / "network-snapshot-000120.pkl", snapshot(ref))  # the official loop's names
+    assert load_generator(named)[1] == 120.0 and load_generator(tmp_path / "a.pkl")[1] is None
 
 
 class Evil:

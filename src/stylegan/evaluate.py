@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from .networks import Generator
 from .official import OfficialWeightsError, load_official, load_official_file
 from .official_pickle import is_network_pickle
 from .utils.atomic import atomic_open
-from .utils.config_dir import config_dir
+from .utils.config_dir import config_dir, refuse_file_output_dir
 from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,15 @@ def submodule_state(state_dict: dict[str, torch.Tensor], name: str) -> dict[str,
     return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
+def snapshot_kimg(path: str | os.PathLike) -> float | None:
+    """The kimg in the name the official training loop gives its pickles, ``network-snapshot-<kimg:06d>.pkl``."""
+    m = re.fullmatch(r"network-snapshot-(\d+)\.pkl", Path(path).name)
+    return float(m.group(1)) if m else None
+
+
 def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
     """(G, kimg) from our Lightning checkpoint (G_ema), an official-format file (G; kimg unknown) or an NVlabs network
-    pickle (G_ema; kimg unknown), told apart by content."""
+    pickle (G_ema; kimg from a ``network-snapshot-NNNNNN.pkl`` name, else unknown), told apart by content."""
     if not Path(path).is_file():
         raise EvaluateError(f"ckpt={path} does not exist")
     if is_network_pickle(path):
@@ -55,7 +62,7 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
         except OfficialWeightsError as e:
             msg = str(e)
             raise EvaluateError(f"ckpt={msg}" if msg.startswith(str(path)) else f"ckpt={path}: {msg}") from None
-        return G.eval().requires_grad_(False), None
+        return G.eval().requires_grad_(False), snapshot_kimg(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -134,7 +141,7 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     try:
         record = evaluate(cfg)
@@ -145,6 +152,12 @@ def main(cfg: DictConfig) -> None:
         print(f"stylegan-evaluate: error: {line}", file=sys.stderr)
         sys.exit(2)
     print(json.dumps(record["results"]))
+
+
+def main() -> None:
+    """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
+    refuse_file_output_dir("stylegan-evaluate", sys.argv[1:])
+    return _hydra_main()
 
 
 if __name__ == "__main__":

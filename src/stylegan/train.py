@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import cli
 from .metrics.extractors import MetricSetupError
 from .training import AtomicCheckpointIO, preflight, tracking, transfer
-from .utils.config_dir import config_dir
+from .utils.config_dir import config_dir, refuse_file_output_dir
 from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
     multirun = tracking.job_info().multirun
     try:
@@ -116,6 +116,12 @@ def main(cfg: DictConfig) -> float | None:
             raise
         print(f"stylegan-train: error: {line}", file=sys.stderr)
         sys.exit(2)
+
+
+def main() -> float | None:
+    """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
+    refuse_file_output_dir("stylegan-train", sys.argv[1:])
+    return _hydra_main()
 
 
 if __name__ == "__main__":

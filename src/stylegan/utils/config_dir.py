@@ -9,6 +9,7 @@ directory: ``$STYLEGAN_CONF`` if set, else ``conf/`` of the checkout this packag
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -19,3 +20,19 @@ def config_dir() -> str:
         if (path / "train.yaml").is_file():
             return str(path.resolve())
     return str(candidates[0])  # missing: Hydra then reports that directory when an entry point runs
+
+
+def refuse_file_output_dir(prog: str, argv: list[str]) -> None:
+    """One line and exit 2 when ``hydra.run.dir`` / ``hydra.sweep.dir`` on the command line is, or lies under, an
+    existing file: Hydra would otherwise stop in a FileExistsError traceback before any of our code runs."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep or key.lstrip("+~") not in ("hydra.run.dir", "hydra.sweep.dir") or not value or "${" in value:
+            continue
+        path = Path(value).expanduser()
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            where = "is a file" if blocker == path else f"lies under the file {blocker}"
+            print(f"{prog}: error: {key}={value} {where}; give a directory (an existing one, or a new path)",
+                  file=sys.stderr)
+            sys.exit(2)
