@@ -71,6 +71,7 @@ def test_table1_configs(name):
     assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
     assert cfg.loss.style_mixing_prob == 0.9 and cfg.data.batch_size == 32
     assert g.mapping_kwargs.w_avg_beta == 0.995  # G_style's and G_main's dlatent_avg_beta (PyTorch ports: 0.998)
+    assert d.get("downsampling", "fir") == ("blur_pool" if name == "config_a" else "fir")  # D_basic for config A
     grows = name in ("config_a", "config_b", "config_c", "config_d")
     m = cfg.model
     if g_arch == "orig":

@@ -256,3 +256,42 @@ def test_style_configs_compose(experiment, style):
     layer = G.synthesis.b8.conv0
     assert isinstance(layer, RevisedLayer if style == "revised" else StyleGAN1Layer)
     assert G(torch.randn(2, G.z_dim), None).shape == (2, G.img_channels, G.img_resolution, G.img_resolution)
+
+
+def _d_basic_down_ref(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """D_basic ``Conv1_down`` (fused form, ``conv2d_downscale2d``): blur2d with [1,2,1] (same size), then the 3x3
+    kernel zero-padded to 5x5, the four 2x2 shifts summed and x0.25 (a 4x4 kernel), stride 2, padding 1; bias."""
+    t = torch.tensor([1.0, 2.0, 1.0], dtype=DT)
+    blur = torch.outer(t, t) / 16
+    y = torch.zeros_like(x)
+    xp = zero_pad(x, (1, 1, 1, 1))
+    for a in range(3):
+        for c in range(3):
+            y += blur[a, c] * xp[:, :, a : a + x.shape[2], c : c + x.shape[3]]
+    wp = torch.nn.functional.pad(w, (1, 1, 1, 1))
+    w4 = (wp[:, :, 1:, 1:] + wp[:, :, :-1, 1:] + wp[:, :, 1:, :-1] + wp[:, :, :-1, :-1]) * 0.25
+    return conv2d_ref(y, w4, stride=2, padding=1) + b[None, :, None, None]
+
+
+def test_stylegan1_discriminator_down_conv_is_d_basic():
+    """downsampling=blur_pool: each block's conv1 = lrelu(D_basic's fused blur + downscale conv + bias) * sqrt 2."""
+    from stylegan.networks import Discriminator
+
+    torch.manual_seed(0)
+    D = Discriminator(img_resolution=16, img_channels=1, channel_base=64, channel_max=8, architecture="orig",
+                      conv_clamp=None, downsampling="blur_pool").double()
+    layer = D.b16.conv1
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(N, layer.in_channels, 16, 16, dtype=DT)
+    w = layer.weight / math.sqrt(layer.in_channels * 9)
+    expected = lrelu(_d_basic_down_ref(x, w, layer.bias)) * math.sqrt(2)
+    assert_rel_close(layer(x), expected)
+    assert D.init_kwargs["downsampling"] == "blur_pool" and Discriminator(**D.init_kwargs).b8.conv1.blur_pool
+    D(torch.randn(4, 1, 16, 16, dtype=DT)).sum().backward()
+    with pytest.raises(ValueError, match=r"downsampling='blur_pool' \(StyleGAN1's D\) needs the 'orig'"):
+        Discriminator(img_resolution=16, img_channels=1, architecture="resnet", downsampling="blur_pool")
+    from stylegan.official import OfficialWeightsError, export_official
+
+    with pytest.raises(OfficialWeightsError, match="downsampling='blur_pool'"):
+        export_official(D=D)

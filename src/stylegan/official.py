@@ -164,6 +164,9 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
         blob["G"], blob["G_kwargs"] = _full_resolution(G.state_dict(), kw, "torgb", "synthesis."), kw
     if D is not None:
         kw = dict(D.init_kwargs)
+        if (down := kw.pop("downsampling", "fir")) != "fir":
+            raise OfficialWeightsError(f"the official StyleGAN2 discriminator down-samples with its FIR filter; this "
+                                       f"one has downsampling={down!r} (StyleGAN1's D), which has no official form")
         state = _full_resolution(D.state_dict(), kw, "fromrgb", "")
         kw["epilogue_kwargs"] = {k: kw.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels")}
         blob["D"], blob["D_kwargs"] = state, kw

@@ -7,6 +7,8 @@ Architectures (Fig. 7):
 - ``resnet``: residual blocks, (skip(x) + conv1(conv0(x))) / sqrt(2) (Fig. 7c, StyleGAN2's default D).
 ``progressive=True`` ('orig' only): a FromRGB at every resolution, and D at the level of detail ``self.lod``
 (progressive growing, progressive.py; lod 0 is the network without it, bit for bit).
+``downsampling='blur_pool'`` ('orig' only): StyleGAN1's D (D_basic): each block's down-sampling conv blurs with
+[1,2,1], convolves and averages 2x2, where StyleGAN2's filters with [1,3,3,1] and convolves with stride 2.
 Conditional (``c_dim > 0``): projection discriminator, the output is ``<out(x), cmap(c)> / sqrt(cmap_dim)``.
 """
 
@@ -61,6 +63,7 @@ class DiscriminatorBlock(nn.Module):
         architecture: str = "resnet",
         conv_clamp: float | None = None,
         progressive: bool = False,
+        downsampling: str = "fir",
     ) -> None:
         super().__init__()
         self.in_channels, self.architecture = in_channels, architecture
@@ -68,7 +71,8 @@ class DiscriminatorBlock(nn.Module):
         if in_channels == 0 or architecture == "skip" or progressive:
             self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
         self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
-        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp,
+                                 downsampling=downsampling)
         if architecture == "resnet":
             self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
 
@@ -140,6 +144,7 @@ class Discriminator(nn.Module):
         mbstd_num_channels: int = 1,
         mapping_kwargs: dict[str, Any] | None = None,
         progressive: bool = False,
+        downsampling: str = "fir",
     ) -> None:
         super().__init__()
         self.init_kwargs = dict(
@@ -150,8 +155,13 @@ class Discriminator(nn.Module):
         )
         if progressive:
             self.init_kwargs["progressive"] = True
+        if downsampling != "fir":
+            self.init_kwargs["downsampling"] = downsampling
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "discriminator")
+        if downsampling != "fir" and architecture != "orig":
+            raise ValueError(f"downsampling={downsampling!r} (StyleGAN1's D) needs the 'orig' discriminator "
+                             f"architecture, got {architecture!r}")
         if progressive and architecture != "orig":
             raise ValueError(f"progressive growing needs the 'orig' discriminator architecture, got {architecture!r}")
         self.progressive, self.lod = progressive, 0.0
@@ -167,7 +177,8 @@ class Discriminator(nn.Module):
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
             block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], img_channels,
-                                       architecture=architecture, conv_clamp=conv_clamp, progressive=progressive)
+                                       architecture=architecture, conv_clamp=conv_clamp, progressive=progressive,
+                                       downsampling=downsampling)
             setattr(self, f"b{res}", block)
         if c_dim > 0:
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None,

@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resample import conv_down2, conv_up2, downsample2d, setup_filter, upsample2d
+from .resample import blur_pool_down2, conv_down2, conv_up2, downsample2d, setup_filter, upsample2d
+
+DOWNSAMPLINGS = ("fir", "blur_pool")
 
 SQRT2 = math.sqrt(2.0)
 SQRT_HALF = math.sqrt(0.5)
@@ -92,7 +94,8 @@ class Conv2dLayer(nn.Module):
     """Plain (unmodulated) conv with equalized lr and optional 2x FIR up/down-sampling.
 
     Used by every D layer and the G ResNet skip. ``up``: transposed conv then FIR (true convolution);
-    ``down``: FIR then stride 2 (cross-correlation), both as in the official ``conv2d_resample``.
+    ``down``: FIR then stride 2 (cross-correlation), both as in the official ``conv2d_resample``; or, with
+    ``downsampling='blur_pool'``, StyleGAN1's [1,2,1] blur, conv, 2x2 average (resample.blur_pool_down2).
     """
 
     def __init__(
@@ -105,8 +108,11 @@ class Conv2dLayer(nn.Module):
         up: int = 1,
         down: int = 1,
         conv_clamp: float | None = None,
+        downsampling: str = "fir",
     ) -> None:
         super().__init__()
+        if downsampling not in DOWNSAMPLINGS:
+            raise ValueError(f"downsampling must be one of {DOWNSAMPLINGS}, got {downsampling!r}")
         if up not in (1, 2) or down not in (1, 2) or (up > 1 and down > 1):
             raise ValueError(f"Conv2dLayer supports up=2 or down=2 (not both), got up={up}, down={down}")
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -116,7 +122,8 @@ class Conv2dLayer(nn.Module):
         self.act_gain = default_gain(activation)
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
-        self.register_buffer("resample_filter", setup_filter())
+        self.blur_pool = down == 2 and downsampling == "blur_pool"
+        self.register_buffer("resample_filter", setup_filter((1, 2, 1) if self.blur_pool else (1, 3, 3, 1)))
 
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         # act(y) * g == act(g * y) for lrelu/linear and g > 0: the output gain rides on the (run-time scaled)
@@ -129,6 +136,8 @@ class Conv2dLayer(nn.Module):
         if self.up == 2:
             x = upsample2d(F.conv2d(x, w), f) if k == 1 else conv_up2(x, w, f)
             x = x if b is None else x + b.reshape(1, -1, 1, 1)
+        elif self.blur_pool:
+            x = blur_pool_down2(x, w, f, b)
         elif self.down == 2:
             x = F.conv2d(downsample2d(x, f), w, b) if k == 1 else conv_down2(x, w, f, b)
         else:

@@ -86,3 +86,12 @@ def conv_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, bias: torch.Te
     kw = w.shape[-1]
     x = filter2d(x, f, pad=(kw - 1) // 2 + 1)
     return F.conv2d(x, w, bias, stride=2)
+
+
+def blur_pool_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, bias: torch.Tensor | None = None,
+                    ) -> torch.Tensor:
+    """StyleGAN1's down-sampling conv (D_basic ``Conv1_down``, Karras 2019): blur with the 3-tap ``f`` ([1,2,1],
+    same size), k x k conv (same size, adding ``bias``), then 2x2 average pooling, [H, W] -> [H/2, W/2]. (Its
+    "fused" form, one 4x4 stride-2 conv, is the same linear map.)"""
+    x = filter2d(x, f, pad=f.shape[-1] // 2)
+    return F.avg_pool2d(F.conv2d(x, w, bias, padding=w.shape[-1] // 2), 2)
