@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig
 from torch import nn
 
@@ -152,8 +153,9 @@ def initialize(model: nn.Module, resumed: bool) -> None:
     path = model.init_from
     if not path:
         return
+    say = log.info if rank_zero_only.rank == 0 else log.debug  # DDP ranks > 0 run this too: one console line
     if resumed:
-        log.info("model.init_from=%s not used: the run resumes from ckpt_path, whose weights win", path)
+        say("model.init_from=%s not used: the run resumes from ckpt_path, whose weights win", path)
         return
     states, kwargs = _read(str(path), ConfigError)
     if model.freeze_g_mapping and states["G_ema"] is not None:  # G and G_ema share the frozen mapping
@@ -172,5 +174,5 @@ def initialize(model: nn.Module, resumed: bool) -> None:
     if groups[2][1] == groups[0][1]:
         groups[2] = ("G_ema", "as G" if groups[0][1] else "")
     kept = "; ".join(f"{name} {text}" for name, text in groups if text)
-    log.info("model.init_from=%s: copied %s tensors (same name and shape); %s", path, ", ".join(counts),
+    say("model.init_from=%s: copied %s tensors (same name and shape); %s", path, ", ".join(counts),
              f"fresh initialization kept for {kept}" if kept else "nothing left out")
