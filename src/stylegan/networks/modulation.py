@@ -77,8 +77,8 @@ def modulated_conv2d(
         x = x * styles[:, :, None, None]
         if d is not None:
             x = _conv(x, weight, resample_filter, up, groups=1)
-            b = torch.zeros([], dtype=x.dtype, device=x.device) if bias is None else bias.to(x.dtype) * gain
-            x = torch.addcmul(b.reshape(1, -1, 1, 1), x, d.to(x.dtype)[:, :, None, None] * gain)
+            scale = d.to(x.dtype)[:, :, None, None] * gain
+            x = x * scale if bias is None else torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1) * gain, x, scale)
         elif up == 1:  # a plain conv adds its bias itself
             b = None if bias is None else bias.to(x.dtype) * gain
             x = F.conv2d(x, weight * gain if gain != 1 else weight, b, padding=weight.shape[-1] // 2)
