@@ -40,10 +40,13 @@ def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, eps: f
     return (styles.square() @ weight.square().sum(dim=[2, 3]).T + eps).rsqrt()
 
 
-def _conv(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up: int, groups: int) -> torch.Tensor:
+def _conv(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up: int, groups: int,
+          bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Same-size conv (``up=1``; the conv adds ``bias`` itself) or conv on the 2x grid (``up=2``; bias added after)."""
     if up == 2:
-        return conv_up2(x, w, f, groups=groups)
-    return F.conv2d(x, w, padding=w.shape[-1] // 2, groups=groups)
+        x = conv_up2(x, w, f, groups=groups)
+        return x if bias is None else x + bias.to(x.dtype).reshape(1, -1, 1, 1)
+    return F.conv2d(x, w, bias, padding=w.shape[-1] // 2, groups=groups)
 
 
 def modulated_conv2d(
@@ -73,25 +76,22 @@ def modulated_conv2d(
             d = demodulation_coefficients(weight.to(dtype), styles.to(dtype))
     weight = weight.to(x.dtype)
     styles = styles.to(x.dtype)
+    b = None if bias is None else bias.to(x.dtype) * gain
     if not fused:
         x = x * styles[:, :, None, None]
-        if d is not None:
+        if d is None:
+            x = _conv(x, weight * gain if gain != 1 else weight, resample_filter, up, groups=1, bias=b)
+        else:
             x = _conv(x, weight, resample_filter, up, groups=1)
             scale = d.to(x.dtype)[:, :, None, None] * gain
-            x = x * scale if bias is None else torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1) * gain, x, scale)
-        elif up == 1:  # a plain conv adds its bias itself
-            b = None if bias is None else bias.to(x.dtype) * gain
-            x = F.conv2d(x, weight * gain if gain != 1 else weight, b, padding=weight.shape[-1] // 2)
-        else:
-            x = _conv(x, weight * gain if gain != 1 else weight, resample_filter, up, groups=1)
-            x = x if bias is None else x + bias.to(x.dtype)[None, :, None, None] * gain
+            x = x * scale if b is None else torch.addcmul(b.to(x.dtype).reshape(1, -1, 1, 1), x, scale)
     else:
         w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, k, k]
         if d is not None or gain != 1:
             w = w * (gain if d is None else d.to(w.dtype)[:, :, None, None, None] * gain)
-        x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N)
+        x = _conv(x.reshape(1, N * I, H, W), w.reshape(N * O, I, *weight.shape[2:]), resample_filter, up, groups=N,
+                  bias=None if b is None else b.repeat(N))
         x = x.reshape(N, O, *x.shape[2:])
-        x = x if bias is None else x + bias.to(x.dtype)[None, :, None, None] * gain
     if noise is None:
         return x
     return x + (noise.to(x.dtype) * gain if gain != 1 else noise.to(x.dtype))

@@ -62,9 +62,11 @@ class _StyleLayer(nn.Module):
             return n * self.noise_strength
         return self.noise_const * self.noise_strength
 
+    def clamp_at(self, gain: float) -> float | None:
+        return self.conv_clamp * gain if self.conv_clamp is not None else None
+
     def activate(self, x: torch.Tensor, gain: float) -> torch.Tensor:
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, "lrelu", SQRT2 * gain, clamp)
+        return bias_act(x, self.bias, "lrelu", SQRT2 * gain, self.clamp_at(gain))
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}, res={self.resolution}, up={self.up}"
@@ -99,7 +101,7 @@ class SynthesisLayer(_StyleLayer):
             x, self.weight, styles, noise, up=self.up, demodulate=self.demodulate,
             resample_filter=self.resample_filter, fused=fused_modconv, bias=self.bias, gain=SQRT2 * gain,
         )
-        return bias_act(x, None, "lrelu", 1.0, self.conv_clamp * gain if self.conv_clamp is not None else None)
+        return bias_act(x, None, "lrelu", 1.0, self.clamp_at(gain))
 
 
 def std_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
