@@ -8,6 +8,7 @@ the rest, and the tests sharing the session's sweep grid run on one worker (``xd
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from pathlib import Path
 
@@ -27,6 +28,13 @@ def pytest_collection_modifyitems(config, items):
     """The `slow` tests first (a stable sort keeps the rest in file order), so that no long test trails the suite:
     xdist's loadgroup hands out the largest group (the sweep grid's) first, then single tests in this order."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def pytest_collection_finish(session):
+    """What collection imported (torch, Lightning, Hydra) leaves the cyclic GC's reach, as in the entry points
+    (stylegan.cli.freeze_heap): the collections during the tests and at the worker's exit skip it."""
+    gc.freeze()
+
 
 OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
 

@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import bad_input_line
+from .cli import bad_input_line, freeze_heap
 from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
@@ -157,6 +157,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
     refuse_file_output_dir("stylegan-evaluate", sys.argv[1:])
+    freeze_heap()
     return _hydra_main()
 
 

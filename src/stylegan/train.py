@@ -121,6 +121,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 def main() -> float | None:
     """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
     refuse_file_output_dir("stylegan-train", sys.argv[1:])
+    cli.freeze_heap()
     return _hydra_main()
 
 

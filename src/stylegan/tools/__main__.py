@@ -230,10 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import bad_input_line
+    from ..cli import bad_input_line, freeze_heap
     from ..evaluate import EvaluateError
     from ..export import ExportError
     args = build_parser().parse_args(argv)
+    freeze_heap()
     show = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *_, **__: f"stylegan: warning: {message}\n"
     try:
