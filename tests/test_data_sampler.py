@@ -141,3 +141,54 @@ def test_lightning_checkpoint_resume_is_exact_with_workers(tmp_path: Path) -> No
     second = _fit(_module(tmp_path / "imgs", num_workers=2), 6, ckpt=tmp_path / "half.ckpt")
     assert len(straight) == 6 and len(first) == 3 and len(second) == 3
     assert all(torch.equal(a, b) for a, b in zip(first + second, straight, strict=True))
+
+
+def _schedule(g: int) -> int | None:
+    """A global minibatch that changes along the stream (module level: picklable for the loader's workers)."""
+    return 4 if g < 10 else 2 if g < 20 else None
+
+
+def _positions(sizes: list[int]) -> list[int]:
+    return [sum(sizes[:k]) for k in range(len(sizes))]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_scheduled_batches_follow_the_stream_and_resume(tmp_path: Path, num_workers: int) -> None:
+    """``batch_schedule`` (progressive growing's per-resolution minibatch) sizes each batch from the images before
+    it: together the batches are the sampler's order with no image skipped or repeated, for any ``num_workers``,
+    and a resume after consumed batches of different sizes continues them exactly."""
+    image_folder(tmp_path / "imgs", n=7, size=8)
+    dm = _module(tmp_path / "imgs", xflip=True, num_workers=num_workers)
+    dm.batch_schedule = _schedule
+    batches = _first(dm, 10)
+    sizes = [len(b) for b in batches]
+    assert all(n == (_schedule(g) or 3) for n, g in zip(sizes, _positions(sizes), strict=True))
+    assert {4, 2, 3} <= set(sizes)  # all three regimes reached: 4 below 10 images, 2 below 20, then batch_size 3
+    one_by_one = _first(ImageDataModule(str(tmp_path / "imgs"), 8, 3, batch_size=1, seed=7, xflip=True), sum(sizes))
+    assert torch.equal(torch.cat(batches), torch.cat(one_by_one))
+    assert dm.batch_sizes().batches(0, 23) == sum(1 for g in _positions(sizes) if g < 23)
+    for n in sizes[:5]:
+        dm.mark_consumed(1, n)
+    resumed = _module(tmp_path / "imgs", xflip=True, num_workers=num_workers)
+    resumed.batch_schedule = _schedule
+    resumed.load_state_dict(dm.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(_first(resumed, 5), batches[5:], strict=True))
+
+
+def test_scheduled_batches_split_over_ranks(tmp_path: Path) -> None:
+    """Under DDP the schedule's global minibatch is split: rank r of 2 takes every second image of the
+    single-process batch, from the same position."""
+    from stylegan.data.stream import BatchSizes, BatchStream
+
+    image_folder(tmp_path / "imgs", n=9, size=8)
+    dm = _module(tmp_path / "imgs")
+    dm.setup()
+    state = dm.sampler.state_dict()
+
+    def stream(rank: int, world: int) -> list[torch.Tensor]:
+        s = BatchStream(dm.dataset, state, rank, world, BatchSizes(6 // world, world, _schedule), 0)
+        return [img for img, _ in itertools.islice(iter(s), 8)]
+
+    single, r0, r1 = stream(0, 1), stream(0, 2), stream(1, 2)
+    assert [len(b) for b in single] == [2 * len(b) for b in r0] == [2 * len(b) for b in r1]
+    assert all(torch.equal(s[0::2], a) and torch.equal(s[1::2], b) for s, a, b in zip(single, r0, r1, strict=True))

@@ -14,10 +14,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from stylegan.evaluate import load_generator
 from stylegan.networks import STYLE_BLOCKS, Discriminator, Generator
 from stylegan.networks.progressive import downsample_box, fade_reals, set_lod, split_lod, upsample_nearest
-from stylegan.training.config import LossConfig, OptimConfig
-from stylegan.training.progressive import ProgressiveConfig, apply_stage, progressive_config, stage_at
+from stylegan.training.config import ConfigError, LossConfig, OptimConfig
+from stylegan.training.progressive import (
+    MinibatchSchedule,
+    ProgressiveConfig,
+    apply_stage,
+    progressive_config,
+    schedule_minibatch,
+    stage_at,
+)
 
 R = 32
 NET = dict(img_resolution=R, img_channels=1, channel_base=64, channel_max=8, architecture="orig")
@@ -165,6 +173,34 @@ def test_stage_sets_lod_lr_and_fades_reals():
         module.cur_nimg = cur_nimg
         apply_stage(module, real)  # batch 2: the previous minibatch was at cur_nimg - 2
         assert all(bool(opt.state) != reset for opt in opts), (step, cur_nimg)
+    # minibatches of different sizes: the previous one is the module's prev_nimg, not this one's size back. The
+    # fade starts after 1000 images; 998 -> 1006 crosses it, 1002 -> 1006 would not.
+    opts[0].step()
+    module.prev_nimg, module.cur_nimg = 998, 1006
+    apply_stage(module, real)
+    assert not opts[0].state
+
+
+def test_minibatch_schedule_follows_the_resolution_and_is_checked():
+    """The official minibatch_size_dict: the global minibatch of the stage's resolution (None where not listed),
+    refused where it cannot split over the ranks or into D's minibatch-std groups; unused keys are ignored."""
+    cfg = ProgressiveConfig(training_kimg=1, transition_kimg=1, minibatch={8: 256, 16: 128, 64: 32})
+    sched = MinibatchSchedule(R, cfg)
+    assert [sched(n) for n in (0, 999, 1000, 1001, 2999, 3000, 3001, 10**6)] == [256, 256, 256, 128, 128, 128,
+                                                                                    None, None]
+    G, D = Generator(progressive=True, **GNET), Discriminator(progressive=True, mbstd_group_size=4, **NET)
+    dm = SimpleNamespace(batch_schedule=None)
+    schedule_minibatch(cfg, G, D, dm, 2)  # 64: above the data's 32, unused
+    assert dm.batch_schedule == sched
+    for minibatch, world, message in [({8: 24}, 16, "24 does not split over 16 devices"),
+                                      ({16: 12}, 2, "16: 12 gives 6 images per device, not a multiple of "
+                                                    "model.discriminator.mbstd_group_size=4")]:
+        with pytest.raises(ConfigError, match=message):
+            schedule_minibatch(ProgressiveConfig(minibatch=minibatch), G, D, dm, world)
+    with pytest.raises(ConfigError, match="needs a data module with a batch_schedule"):
+        schedule_minibatch(cfg, G, D, object(), 1)
+    with pytest.raises(ValueError, match=r"powers of two >= 4.*48: 16"):
+        ProgressiveConfig(minibatch={48: 16})
 
 
 # ----------------------------------------------------------------------------------------------- real runs
@@ -185,22 +221,34 @@ def _log_column(tmp, name):
     return [float(r[name]) for r in rows if r.get(name)]
 
 
+MINIBATCH = "model.progressive.minibatch={8:16,16:8,32:4}"
+
+
 @pytest.mark.slow  # three real runs, about 30 s
 def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly(tmp_path):
-    """48 images per phase (16 stable + 32 fade) at batch 8: 8x8 for 16 images, 16x16 faded in by 48, stable until
-    64, 32x32 faded in by 96; 0.136 kimg = 17 iterations. Straight vs a run stopped at 0.08 kimg (in the 16 -> 32
-    fade, lod 0.5) then resumed from its checkpoint: identical weights."""
+    """48 images per phase (16 stable + 32 fade): 8x8 for 16 images, 16x16 faded in by 48, stable until 64, 32x32
+    faded in by 96, with the global minibatch 16 / 8 / 4 at 8 / 16 / 32 (as the official minibatch_size_dict):
+    0.136 kimg = 23 iterations. Straight vs a run stopped at 0.08 kimg (in the 16 -> 32 fade, lod 0.5) then resumed
+    from its checkpoint: identical weights."""
     straight = tmp_path / "straight"
-    _train(straight, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100")
+    _train(straight, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", MINIBATCH)
     lods = _log_column(straight, "progress/lod")
-    assert lods[0] == 2.0 and lods[-1] == 0.0 and lods == sorted(lods, reverse=True) and len(lods) == 17
+    assert lods[0] == 2.0 and lods[-1] == 0.0 and lods == sorted(lods, reverse=True) and len(lods) == 23
     assert any(abs(x - 1.5) < 1e-6 for x in lods) and any(abs(x - 0.5) < 1e-6 for x in lods)
-    assert set(_log_column(straight, "progress/resolution")) == {8.0, 16.0, 32.0}
+    resolutions, sizes = _log_column(straight, "progress/resolution"), _log_column(straight, "progress/minibatch")
+    assert set(resolutions) == {8.0, 16.0, 32.0}
+    assert sizes == [{8: 16, 16: 8, 32: 4}[int(r)] for r in resolutions]
+    kimg = _log_column(straight, "kimg")
+    assert [round(1000 * (b - a)) for a, b in zip([0.0, *kimg], kimg, strict=False)] == sizes  # images shown
     part = tmp_path / "part"
-    _train(part, "total_kimg=0.080", "callbacks.checkpoint.every_kimg=100")
+    _train(part, "total_kimg=0.080", "callbacks.checkpoint.every_kimg=100", MINIBATCH)
     ckpt = part / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, map_location="cpu", weights_only=True)["stylegan"]["cur_nimg"] == 80
-    _train(part, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", f"ckpt_path={ckpt}")
+    # evaluate and the tools take G_ema at the lod of its last minibatch (76 images: 0.625, in the 16 -> 32 fade)
+    G, kimg = load_generator(ckpt)
+    assert G.synthesis.lod == stage_at(76, 32, ProgressiveConfig(8, 0.016, 0.032)).lod and kimg == 0.08
+    assert math.isclose(G.synthesis.lod, 0.625)
+    _train(part, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", f"ckpt_path={ckpt}", MINIBATCH)
     a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert a["stylegan"]["cur_nimg"] == b["stylegan"]["cur_nimg"] == 136

@@ -26,6 +26,7 @@ from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
+from .networks.progressive import set_lod
 from .official import OfficialWeightsError, load_official, load_official_file
 from .official_pickle import is_network_pickle
 from .utils.atomic import atomic_open
@@ -76,6 +77,7 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
         if missing or unexpected:
             raise EvaluateError(f"ckpt={path}: G_ema weights do not match G_kwargs (missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]})")
+        set_lod(blob["stylegan"].get("lod", 0.0), G)  # mid-growth: the resolution it trained at, upsampled
         return G.eval().requires_grad_(False), blob["stylegan"].get("cur_nimg", 0) / 1000
     if "G" in blob:
         G, _ = load_official(blob)
@@ -127,6 +129,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "seed": int(cfg.seed),
         "batch_size": int(cfg.batch_size),
     }
+    if getattr(G.synthesis, "progressive", False):
+        record["lod"] = G.synthesis.lod  # progressive growing: the level of detail the images were made at
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.ckpt).with_name(f"{Path(cfg.ckpt).stem}-metrics.json")
     write_json(out, record)
     log.info("wrote %s: %s", out, values)

@@ -3,7 +3,7 @@
 Resume: the training DataLoader runs ahead of training (worker prefetch, Lightning's one-batch lookahead),
 so the module does not trust the sampler's own iteration count. Instead the ``on_before_batch_transfer``
 hook, which Lightning calls on the main process for each batch the training loop actually uses, advances
-the saved sampler position by one batch. ``state_dict()`` therefore records exactly the samples consumed,
+the saved sampler position by that batch's size. ``state_dict()`` therefore records exactly the samples consumed,
 for any ``num_workers``; a new ``train_dataloader()`` continues from there. Loops that bypass that hook
 can call :meth:`ImageDataModule.mark_consumed` themselves.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from .sources import (
     is_prepared,
     open_prepared,
 )
-from .stream import BatchStream, ImageDataset, to_float
+from .stream import BatchSizes, BatchStream, ImageDataset, to_float
 from .validate import build_raw_store, check_policy, check_resolution
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,8 @@ class ImageDataModule(L.LightningDataModule):
         self.sampler: InfiniteSampler | None = None
         self._pending_state: dict[str, Any] | None = None
         self._fingerprint: str | None = None
+        # global minibatch after n images (None: batch_size per device); set by model.progressive.minibatch
+        self.batch_schedule: Callable[[int], int | None] | None = None
 
     # ---------------------------------------------------------------- setup
     def _check_config(self) -> None:
@@ -181,9 +183,7 @@ class ImageDataModule(L.LightningDataModule):
         assert self.sampler is not None and self.dataset is not None
         rank, world = self._rank_world()
         self.sampler.set_distributed(rank, world)
-        stream = BatchStream(
-            self.dataset, self.sampler.state_dict(), rank, world, self.batch_size, self.c_dim
-        )
+        stream = BatchStream(self.dataset, self.sampler.state_dict(), rank, world, self.batch_sizes(world), self.c_dim)
         return DataLoader(
             stream,
             batch_size=None,
@@ -192,16 +192,22 @@ class ImageDataModule(L.LightningDataModule):
             persistent_workers=False,
         )
 
-    def mark_consumed(self, num_batches: int = 1) -> None:
-        """Record that training used ``num_batches`` more batches (moves the saved sampler position)."""
+    def batch_sizes(self, world_size: int = 1) -> BatchSizes:
+        """Each rank's batch size along the stream: ``batch_size``, or ``batch_schedule``'s global minibatch split
+        over ``world_size`` ranks."""
+        return BatchSizes(self.batch_size, world_size, self.batch_schedule)
+
+    def mark_consumed(self, num_batches: int = 1, batch_size: int | None = None) -> None:
+        """Record that training used ``num_batches`` more batches of ``batch_size`` (default ``data.batch_size``)
+        images per rank (moves the saved sampler position)."""
         if self.sampler is not None:
-            self.sampler.advance(num_batches * self.batch_size)
+            self.sampler.advance(num_batches * (self.batch_size if batch_size is None else batch_size))
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Lightning hook: count each training batch actually used (see the module docstring)."""
         trainer = self.trainer
         if trainer is not None and trainer.training:
-            self.mark_consumed(1)
+            self.mark_consumed(1, len(batch[0]))
         return batch
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -51,10 +52,35 @@ class ImageDataset(Dataset):
         return images, one_hot([lab for _, lab in items], c_dim)
 
 
+@dataclass(frozen=True)
+class BatchSizes:
+    """This rank's batch size for a batch that starts at global stream position ``g`` (images consumed by all ranks
+    before it): ``schedule(g)``, a global minibatch, split over ``world_size`` ranks; ``per_device`` where the
+    schedule gives None or there is none. Picklable, for the loader's workers."""
+
+    per_device: int
+    world_size: int = 1
+    schedule: Callable[[int], int | None] | None = None
+
+    def __call__(self, g: int) -> int:
+        size = self.schedule(g) if self.schedule is not None else None
+        return self.per_device if size is None else size // self.world_size
+
+    def batches(self, start: int, end: int) -> int:
+        """How many batches take the stream from global position ``start`` to ``end`` or beyond."""
+        if self.schedule is None:
+            return -(-max(end - start, 0) // (self.per_device * self.world_size))
+        count = 0
+        while start < end:
+            start, count = start + self(start) * self.world_size, count + 1
+        return count
+
+
 class BatchStream(IterableDataset):
     """Endless ``(img, c)`` batches in the order of an :class:`InfiniteSampler` state.
 
-    Global batch ``k`` holds the sampler's indices ``k*B .. k*B+B-1`` counted from the saved position.
+    This rank's batch ``k`` holds the sampler's next ``B_k`` indices after those of batches ``0 .. k-1``, counted
+    from the saved position; ``B_k = sizes(global position where batch k starts)`` (a constant without a schedule).
     DataLoader worker ``w`` of ``W`` builds batches ``w, w+W, ...``; the DataLoader takes them round-robin,
     so the batch order is the same for any ``num_workers``.
     """
@@ -65,20 +91,23 @@ class BatchStream(IterableDataset):
         sampler_state: dict[str, Any],
         rank: int,
         world_size: int,
-        batch_size: int,
+        sizes: BatchSizes | int,
         c_dim: int,
     ) -> None:
         self.dataset = dataset
         self.sampler_state = dict(sampler_state)
         self.rank, self.world_size = rank, world_size
-        self.batch_size, self.c_dim = batch_size, c_dim
+        self.sizes = sizes if isinstance(sizes, BatchSizes) else BatchSizes(int(sizes), world_size)
+        self.c_dim = c_dim
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         sampler = InfiniteSampler(len(self.dataset), self.rank, self.world_size)
         sampler.load_state_dict(self.sampler_state)
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        k, B = worker, self.batch_size
+        start, offset, k = sampler.global_position, 0, 0  # offset: this rank's indices before batch k
         while True:
-            yield self.dataset.batch([sampler.index_at(k * B + i) for i in range(B)], self.c_dim)
-            k += num_workers
+            size = self.sizes(start + offset * self.world_size)
+            if k % num_workers == worker:
+                yield self.dataset.batch([sampler.index_at(offset + i) for i in range(size)], self.c_dim)
+            offset, k = offset + size, k + 1

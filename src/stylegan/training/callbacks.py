@@ -118,8 +118,8 @@ class KimgProgressBar(TQDMProgressBar):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         dm = trainer.datamodule
-        if self.train_progress_bar is None or dm is None or not hasattr(dm, "batch_size"):
+        if self.train_progress_bar is None or dm is None or not hasattr(dm, "batch_sizes"):
             return
-        images_left = max(pl_module.total_kimg * 1000 - pl_module.cur_nimg, 0)
-        self.train_progress_bar.reset(total=math.ceil(images_left / (dm.batch_size * trainer.world_size)))
+        sizes = dm.batch_sizes(trainer.world_size)
+        self.train_progress_bar.reset(total=sizes.batches(pl_module.cur_nimg, math.ceil(pl_module.total_kimg * 1000)))
         self.train_progress_bar.set_description(f"Training to {pl_module.total_kimg:g} kimg")

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from .lazy import LazyRegularizer
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot train; reported as one line (``stylegan-train: error: ...``, exit code 2)."""
+
+
 @dataclass
 class LossConfig:
     """StyleGAN2 objective (Appendix B). Intervals of 1 (or ``lazy=False``) regularize every step (configs A-B)."""

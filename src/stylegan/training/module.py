@@ -31,13 +31,13 @@ from ..losses import (
     r1_penalty,
 )
 from ..networks import Discriminator, Generator
-from .config import LossConfig, OptimConfig
+from .config import ConfigError, LossConfig, OptimConfig
 from .draws import Draws
 from .ema import ema_beta, update_ema
 from .guard import guarded_step, nonfinite_flag
 from .lazy import lazy_adam
 from .mixing import mix_styles
-from .progressive import ProgressiveConfig, apply_stage, progressive_config
+from .progressive import ProgressiveConfig, apply_stage, progressive_config, schedule_minibatch
 from .state import capture_rng, reseed_for_rank, restore_rng
 from .transfer import frozen_parameters, trainable
 
@@ -115,6 +115,7 @@ class StyleGAN2Module(L.LightningModule):
         self.total_kimg, self.nan_policy = total_kimg, nan_policy
         self.register_buffer("pl_mean", torch.zeros([]))
         self.cur_nimg = 0
+        self.prev_nimg: int | None = None  # cur_nimg before the last minibatch (progressive growing's Adam resets)
         self.iteration = 0
         self.nan_skips: Counter[str] = Counter()  # host-side counts; the device-side ones in _skips_on_device
         self._skips_on_device: dict[str, torch.Tensor] = {}
@@ -135,11 +136,13 @@ class StyleGAN2Module(L.LightningModule):
             return
         G = self.G
         if dm.c_dim != G.c_dim:
-            raise ValueError(f"data has c_dim={dm.c_dim} labels but the generator has c_dim={G.c_dim}: set "
-                             f"model.generator.c_dim={dm.c_dim} (and discriminator), or data.use_labels=false")
+            raise ConfigError(f"data has c_dim={dm.c_dim} labels but the generator has c_dim={G.c_dim}: set "
+                              f"model.generator.c_dim={dm.c_dim} (and discriminator), or data.use_labels=false")
         if (dm.resolution, dm.channels) != (G.img_resolution, G.img_channels):
-            raise ValueError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} but the generator makes "
-                             f"{G.img_channels}x{G.img_resolution}x{G.img_resolution}: fix data.resolution/channels")
+            raise ConfigError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} but the generator makes "
+                              f"{G.img_channels}x{G.img_resolution}x{G.img_resolution}: fix data.resolution/channels")
+        if self.progressive is not None:
+            schedule_minibatch(self.progressive, G, self.D, dm, self.trainer.world_size)
 
     # ----------------------------------------------------------------- phases
     def _latents(self, n: int, real_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,7 +274,7 @@ class StyleGAN2Module(L.LightningModule):
         batch_total = real.shape[0] * _world_size()
         ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch_total * 10 / 32
         update_ema(self.G_ema, self.G, ema_beta(batch_total, self.cur_nimg, ema_kimg, self.ema_rampup))
-        self.cur_nimg += batch_total
+        self.prev_nimg, self.cur_nimg = self.cur_nimg, self.cur_nimg + batch_total
         self.iteration += 1
         self._log_progress(logs)
         if self.cur_nimg >= self.total_kimg * 1000:
@@ -303,16 +306,20 @@ class StyleGAN2Module(L.LightningModule):
             "D_kwargs": self.D.init_kwargs,
             "loss": asdict(self.loss_cfg),
             "cur_nimg": self.cur_nimg,
+            "prev_nimg": self.prev_nimg,
             "iteration": self.iteration,
             "nan_skips": dict(self.skip_counts()),
             "rng": capture_rng(),  # this rank's (rank 0's in the file); every rank's below
             "rng_per_rank": _gather_objects(capture_rng()),
             "draws": self.draws.state(),
         }
+        if self.progressive is not None:  # the level of detail G_ema last ran at: evaluate and the tools use it
+            checkpoint["stylegan"]["lod"] = self.G_ema.synthesis.lod
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["stylegan"]
         self.cur_nimg, self.iteration = int(state["cur_nimg"]), int(state["iteration"])
+        self.prev_nimg = None if state.get("prev_nimg") is None else int(state["prev_nimg"])
         self.nan_skips, self._skips_on_device = Counter(state.get("nan_skips", {})), {}
         self._rng_to_restore = state.get("rng_per_rank") or ([state["rng"]] if state.get("rng") else None)
         self._draws_to_restore = state.get("draws")

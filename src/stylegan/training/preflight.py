@@ -7,11 +7,10 @@ from pathlib import Path
 
 import torch
 
+from .config import ConfigError
 from .module import StyleGAN2Module
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot train; reported as one line."""
+__all__ = ["ConfigError", "check_resume", "check_run"]
 
 
 def check_run(total_kimg: float, batch_size: int | None, model: StyleGAN2Module) -> None:

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..networks import Discriminator, Generator
 from ..official import load_official_file
+from .config import ConfigError
 
 log = logging.getLogger(__name__)
 NETS = ("G", "D", "G_ema")
@@ -60,8 +61,6 @@ def trainable(net: nn.Module, frozen: list[nn.Parameter]) -> list[nn.Parameter]:
 def check_required(model_cfg: DictConfig) -> None:
     """``experiment=finetune`` sets ``model.init_from: required`` (OmegaConf's ``???`` would not override the
     default null in a merge): refuse in one line when no path replaced it."""
-    from .preflight import ConfigError  # preflight imports the module, which imports this file
-
     if model_cfg.get("init_from") == REQUIRED:
         raise ConfigError(f"experiment=finetune needs model.init_from=PATH: {KINDS} to start from")
 
@@ -148,7 +147,6 @@ def _differences(kwargs: dict[str, dict], model: nn.Module) -> str:
 def initialize(model: nn.Module, resumed: bool) -> None:
     """Copy ``model.init_from``'s matching tensors into G, D and G_ema before a fresh run (see the module docstring);
     a bad file or one of which no weight fits raises ConfigError (one line, exit code 2)."""
-    from .preflight import ConfigError  # preflight imports the module, which imports this file
 
     path = model.init_from
     if not path:
