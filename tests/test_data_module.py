@@ -11,6 +11,7 @@ import torch
 
 from data_factory import expected, image_folder, nvlabs_zip, pattern, save, write_labels
 from stylegan.data import DatasetError, ImageDataModule
+from stylegan.data.prepare import prepare_dataset
 
 
 def _batches(dm: ImageDataModule, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -148,14 +149,51 @@ def test_setup_idempotent_and_fingerprint(tmp_path: Path) -> None:
     assert ImageDataModule("mnist").fingerprint() != ImageDataModule("mnist", channels=3).fingerprint()
 
 
-def test_max_images_and_real_images_cap(tmp_path: Path) -> None:
-    arrays = image_folder(tmp_path / "imgs", n=5, size=8)
-    dm = ImageDataModule(str(tmp_path / "imgs"), resolution=8, channels=3, max_images=3)
+def _official_subset(total: int, count: int, seed: int) -> list[int]:
+    """stylegan2-ada-pytorch's Dataset(max_size, random_seed): shuffle all indices, keep the first, sort."""
+    idx = np.arange(total)
+    np.random.RandomState(seed).shuffle(idx)
+    return sorted(idx[:count].tolist())
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_max_images_is_the_official_random_subset_and_real_images_cap(tmp_path: Path, seed: int) -> None:
+    arrays = image_folder(tmp_path / "imgs", n=9, size=8)
+    dm = ImageDataModule(str(tmp_path / "imgs"), resolution=8, channels=3, max_images=4, seed=seed)
     dm.setup()
+    keep = _official_subset(9, 4, seed)
+    assert keep != list(range(4))  # not the first images
     x = dm.real_images(100)
-    assert dm.num_images == 3 and x.shape == (3, 3, 8, 8)
-    np.testing.assert_allclose(x.numpy(), np.stack([expected(a) for a in arrays[:3]]), atol=1e-6)
-    assert torch.equal(torch.cat(list(dm.iter_real_images(3, batch_size=2))), x)
+    assert dm.num_images == 4 and x.shape == (4, 3, 8, 8)
+    np.testing.assert_allclose(x.numpy(), np.stack([expected(arrays[i]) for i in keep]), atol=1e-6)
+    assert torch.equal(torch.cat(list(dm.iter_real_images(4, batch_size=2))), x)
+
+
+def test_max_images_of_a_class_sorted_dataset_keeps_its_classes_and_label_dimension(tmp_path: Path) -> None:
+    """MNIST-5k is sorted by digit: the first 64 are all zeros, the subset is not; c_dim stays the dataset's 10, also
+    for a labelled folder whose subset misses the highest class, and for a prepared dataset."""
+    full = ImageDataModule("mnist", use_labels=True)
+    full.setup()
+    dm = ImageDataModule("mnist", use_labels=True, max_images=64)
+    dm.setup()
+    keep = _official_subset(5000, 64, 0)
+    assert set(full.store.labels[:64].tolist()) == {0} and dm.c_dim == 10
+    assert dm.store.labels.tolist() == full.store.labels[keep].tolist() and len(set(dm.store.labels.tolist())) >= 8
+    assert torch.equal(dm.real_images(64), torch.stack([full.dataset.batch([i], 10)[0][0] for i in keep]))
+    labels = [7, 0, 1, 1, 2, 0]
+    root = tmp_path / "imgs"
+    image_folder(root, n=6, size=8)
+    write_labels(root, {f"img{i}.png": label for i, label in enumerate(labels)})
+    prepare_dataset(root, tmp_path / "prep", resolution=8, progress=False)
+    keep = _official_subset(6, 3, 0)
+    assert 0 not in keep  # the image labelled 7 is left out
+    images = []
+    for source in (root, tmp_path / "prep"):
+        small = ImageDataModule(str(source), resolution=8, channels=3, use_labels=True, max_images=3)
+        small.setup()
+        assert small.c_dim == 8 and small.store.labels.tolist() == [labels[i] for i in keep], source
+        images.append(small.real_images(3))
+    assert torch.equal(images[0], images[1])  # the prepared memory map is indexed like the folder
 
 
 def test_folder_labels(tmp_path: Path) -> None:

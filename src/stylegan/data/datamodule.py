@@ -31,6 +31,7 @@ from .sources import (
     ZipContainer,
     is_prepared,
     open_prepared,
+    subset_indices,
 )
 from .stream import BatchSizes, BatchStream, ImageDataset, to_float
 from .validate import build_raw_store, check_policy, check_resolution
@@ -41,7 +42,8 @@ DEMOS = ("mnist", "lfw")
 
 
 def open_store(
-    source: str, resolution: int, channels: int, use_labels: bool, on_bad_image: str, max_images: int | None
+    source: str, resolution: int, channels: int, use_labels: bool, on_bad_image: str, max_images: int | None,
+    seed: int = 0,
 ) -> ImageStore:
     """Open ``source`` ("mnist", "lfw", or a folder / .zip / prepared-dataset path) as a checked store."""
     if source in DEMOS:
@@ -54,11 +56,11 @@ def open_store(
             store = open_prepared(path)
         elif path.is_dir():
             store = build_raw_store(
-                FolderContainer(path), resolution, channels, use_labels, on_bad_image, max_images
+                FolderContainer(path), resolution, channels, use_labels, on_bad_image, max_images, seed
             )
         elif path.suffix.lower() == ".zip":
             store = build_raw_store(
-                ZipContainer(path), resolution, channels, use_labels, on_bad_image, max_images
+                ZipContainer(path), resolution, channels, use_labels, on_bad_image, max_images, seed
             )
         else:
             raise DatasetError(
@@ -66,7 +68,7 @@ def open_store(
                 "(one holding images.npy and meta.json)"
             )
     if max_images is not None and len(store) > max_images:
-        store = store.subset(max_images)
+        store = store.subset(subset_indices(len(store), max_images, seed))
     if store.resolution != resolution:
         raise DatasetError(
             f"{store.description} is {store.resolution}x{store.resolution} but data.resolution={resolution}; "
@@ -90,7 +92,8 @@ class ImageDataModule(L.LightningDataModule):
     ``source``: "mnist" (built in), "lfw" (needs scikit-image), or a path to a folder of images, a zip
     (NVlabs dataset_tool layout, optional ``dataset.json`` labels) or a ``stylegan-prepare`` output
     directory (recommended). Raw folders/zips must hold square 8-bit L/RGB images at ``resolution``.
-    ``batch_size`` is per device; ``xflip`` adds mirrored copies (doubling the sampled set).
+    ``batch_size`` is per device; ``xflip`` adds mirrored copies (doubling the sampled set); ``max_images`` keeps a
+    random subset drawn from ``seed`` (the official ``--subset``), whose ``c_dim`` still counts every class.
     """
 
     def __init__(
@@ -148,9 +151,10 @@ class ImageDataModule(L.LightningDataModule):
             return
         self._check_config()
         store = open_store(
-            self.source, self.resolution, self.channels, self.use_labels, self.on_bad_image, self.max_images
+            self.source, self.resolution, self.channels, self.use_labels, self.on_bad_image, self.max_images,
+            self.seed,
         )
-        self.c_dim = int(store.labels.max()) + 1 if self.use_labels and store.labels is not None else 0
+        self.c_dim = store.num_classes if self.use_labels and store.labels is not None else 0
         self.num_images = len(store)
         self.dataset = ImageDataset(store, self.xflip)
         self.sampler = InfiniteSampler(len(self.dataset), shuffle=True, seed=self.seed)

@@ -173,17 +173,28 @@ def read_label_map(container: Container) -> dict[str, int] | None:
     return labels
 
 
+def subset_indices(total: int, count: int, seed: int = 0) -> np.ndarray:
+    """The images ``data.max_images`` keeps: a random ``count`` of ``total``, in dataset order, drawn as the
+    official ``--subset`` (``max_size``) draws them from the run's seed. A class-sorted dataset keeps every class."""
+    return np.sort(np.random.RandomState(int(seed) % (1 << 31)).permutation(int(total))[: int(count)])
+
+
 class ImageStore:
-    """A validated dataset: ``load(i)`` gives uint8 ``[C, R, R]``; ``labels`` are ints or None."""
+    """A validated dataset: ``load(i)`` gives uint8 ``[C, R, R]``; ``labels`` are ints or None. ``num_classes``
+    (the label dimension) counts the classes of the whole dataset, also in a subset (as the official dataset)."""
 
     def __init__(
-        self, names: list[str], labels: np.ndarray | None, resolution: int, channels: int, description: str
+        self, names: list[str], labels: np.ndarray | None, resolution: int, channels: int, description: str,
+        num_classes: int | None = None,
     ) -> None:
         self.names = list(names)
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.resolution = int(resolution)
         self.channels = int(channels)
         self.description = description
+        if num_classes is None:
+            num_classes = int(self.labels.max()) + 1 if self.labels is not None and self.labels.size else 0
+        self.num_classes = int(num_classes)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -192,49 +203,60 @@ class ImageStore:
         """Image ``index`` as uint8 ``[C, R, R]``."""
         raise NotImplementedError
 
-    def subset(self, count: int) -> ImageStore:
-        """The first ``count`` images (for ``max_images``)."""
+    def subset(self, indices: np.ndarray) -> ImageStore:
+        """The images at ``indices`` (sorted; for ``max_images``), keeping ``num_classes``."""
         raise NotImplementedError
+
+    def _picked(self, indices: np.ndarray) -> tuple[list[str], np.ndarray | None]:
+        return [self.names[i] for i in indices], None if self.labels is None else self.labels[indices]
 
 
 class ArrayStore(ImageStore):
-    """Images held in an (optionally memory-mapped) uint8 array ``[N, C, R, R]``."""
+    """Images held in an (optionally memory-mapped) uint8 array ``[N, C, R, R]``; with ``index``, image ``i`` is
+    ``images[index[i]]`` (a subset that leaves a memory map unread)."""
 
     def __init__(
-        self, images: np.ndarray, names: list[str], labels: np.ndarray | None, description: str
+        self, images: np.ndarray, names: list[str], labels: np.ndarray | None, description: str,
+        num_classes: int | None = None, index: np.ndarray | None = None,
     ) -> None:
-        super().__init__(names, labels, images.shape[-1], images.shape[1], description)
-        self.images = images
+        super().__init__(names, labels, images.shape[-1], images.shape[1], description, num_classes)
+        self.images, self.index = images, index
 
     def load(self, index: int) -> np.ndarray:
-        return np.array(self.images[index], dtype=np.uint8, copy=True)
+        row = index if self.index is None else int(self.index[index])
+        return np.array(self.images[row], dtype=np.uint8, copy=True)
 
-    def subset(self, count: int) -> ArrayStore:
-        labels = None if self.labels is None else self.labels[:count]
-        return ArrayStore(self.images[:count], self.names[:count], labels, self.description)
+    def subset(self, indices: np.ndarray) -> ArrayStore:
+        indices = np.asarray(indices, dtype=np.int64)
+        index = indices if self.index is None else self.index[indices]
+        return ArrayStore(self.images, *self._picked(indices), self.description, self.num_classes, index)
 
 
 class PreparedStore(ArrayStore):
     """A ``stylegan-prepare`` output; the array is memory-mapped lazily in each process."""
 
     def __init__(
-        self, root: Path, meta: dict[str, Any], images: np.ndarray, count: int | None = None
+        self, root: Path, meta: dict[str, Any], images: np.ndarray, indices: np.ndarray | None = None
     ) -> None:
-        count = images.shape[0] if count is None else count
         labels = meta.get("labels")
-        labels = None if labels is None else np.asarray(labels[:count], dtype=np.int64)
-        super().__init__(images[:count], list(meta["names"][:count]), labels, str(root))
-        self.root, self.meta, self._count = root, meta, count
+        labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        num_classes = int(labels.max()) + 1 if labels is not None and labels.size else 0
+        names = list(meta["names"])
+        if indices is not None:
+            names, labels = [names[i] for i in indices], None if labels is None else labels[indices]
+        super().__init__(images, names, labels, str(root), num_classes, indices)
+        self.root, self.meta = root, meta
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "images": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.images = np.load(self.root / PREPARED_IMAGES, mmap_mode="r")[: self._count]
+        self.images = np.load(self.root / PREPARED_IMAGES, mmap_mode="r")
 
-    def subset(self, count: int) -> PreparedStore:
-        return PreparedStore(self.root, self.meta, self.images, min(count, self._count))
+    def subset(self, indices: np.ndarray) -> PreparedStore:
+        indices = np.asarray(indices, dtype=np.int64)
+        return PreparedStore(self.root, self.meta, self.images, indices if self.index is None else self.index[indices])
 
 
 def is_prepared(path: Path) -> bool:
@@ -291,8 +313,9 @@ class FileStore(ImageStore):
         labels: np.ndarray | None,
         resolution: int,
         channels: int,
+        num_classes: int | None = None,
     ) -> None:
-        super().__init__(names, labels, resolution, channels, str(container.path))
+        super().__init__(names, labels, resolution, channels, str(container.path), num_classes)
         self.container = container
 
     def load(self, index: int) -> np.ndarray:
@@ -310,6 +333,5 @@ class FileStore(ImageStore):
             )
         return np.ascontiguousarray(arr, dtype=np.uint8)
 
-    def subset(self, count: int) -> FileStore:
-        labels = None if self.labels is None else self.labels[:count]
-        return FileStore(self.container, self.names[:count], labels, self.resolution, self.channels)
+    def subset(self, indices: np.ndarray) -> FileStore:
+        return FileStore(self.container, *self._picked(indices), self.resolution, self.channels, self.num_classes)

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..utils.checks import check_resolution as shared_check_resolution
 from .errors import DatasetError
-from .sources import Container, FileStore, decode_image, read_label_map
+from .sources import Container, FileStore, decode_image, read_label_map, subset_indices
 
 log = logging.getLogger(__name__)
 
@@ -236,15 +236,19 @@ def build_raw_store(
     use_labels: bool,
     policy: str,
     max_images: int | None = None,
+    seed: int = 0,
 ) -> FileStore:
-    """List, decode and check a folder or zip; returns the usable images (see the module docstring)."""
+    """List, decode and check a folder or zip; returns the usable images (see the module docstring). With
+    ``max_images``, only the random subset it keeps (``subset_indices``) is decoded."""
     all_names = container.list_images()
     if not all_names:
         raise DatasetError(
             f"no PNG/JPEG/WebP images found in {container.path}; check data.source (files are searched "
             "recursively, hidden files are ignored)"
         )
-    names = all_names[:max_images] if max_images else all_names
+    names = all_names
+    if max_images is not None and len(all_names) > max_images:
+        names = [all_names[i] for i in subset_indices(len(all_names), max_images, seed)]
     hint = f"stylegan-prepare {container.path} DEST --resolution {resolution} --channels {channels}"
     infos = inspect_files(container, names, progress=len(names) > 2000)
     bad, data_channels = find_bad_raw(names, infos, resolution, channels, hint)
@@ -268,4 +272,8 @@ def build_raw_store(
     skipped = apply_policy(bad, policy, container.where, len(names))
     kept = [n for n in names if n not in skipped]
     labels = None if label_map is None else np.array([label_map[n] for n in kept], dtype=np.int64)
-    return FileStore(container, kept, labels, resolution, data_channels)
+    # the label dimension counts the whole dataset's classes, also under max_images (as the official dataset)
+    num_classes = None
+    if label_map is not None:
+        num_classes = max((label_map[n] for n in all_names if n in label_map), default=-1) + 1
+    return FileStore(container, kept, labels, resolution, data_channels, num_classes)
