@@ -38,7 +38,7 @@ def trained(tmp_path_factory) -> Path:
     (["data.batch_size=6"], "data.batch_size=6 (per device) is not a multiple of model.discriminator.mbstd_group_size"),
     (["loss.style_mixing_prob=7"], "error: loss.style_mixing_prob must be in [0, 1], got 7"),
     (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
-    (["data.use_labels=true"], "labels but the generator has c_dim=0: set model.generator.c_dim="),
+    (["data.use_labels=true"], "data has c_dim=10 labels but the generator has c_dim=0: set model.generator.c_dim=10"),
 ])
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert expected in _cli(capsys, tmp_path / "run", *overrides)
