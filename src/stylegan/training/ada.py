@@ -7,9 +7,10 @@ in the official order:
 
 * pixel blitting (exact integer resampling, reflect padding): x-flip, 90-degree rotations, integer translation;
 * general geometric, as one affine resampling: isotropic scaling, pre-rotation, anisotropic scaling, post-rotation,
-  fractional translation. The official resamples through a 2x-upsampled, FIR-filtered image with a custom
-  grid_sample; here it is a plain bilinear ``F.grid_sample(padding_mode='reflection')`` (a documented
-  simplification: slightly more aliasing, same distribution of transforms);
+  fractional translation, resampled as the official (``filtered_warp``): reflect-padded by the margin the batch's
+  transforms reach, upsampled 2x with the sym6 wavelet lowpass, sampled bilinearly on that grid, lowpassed and
+  decimated back, so that rotations and scalings alias no more than the official's (Appendix B.2). Images whose
+  geometric transforms are all identities skip it and stay bit-exact;
 * color, as one 4x4 matrix: brightness, contrast, luma flip, hue rotation, saturation.
 
 The two rotations each get probability ``1 - sqrt(1 - p)`` so that "any rotation" has probability p (official).
@@ -80,6 +81,110 @@ def color_matrix(prm: dict[str, torch.Tensor]) -> torch.Tensor:
     rot[:, 3, 3] = 1
     c = rot @ c
     return (vv + (eye - vv) * prm["saturation"][:, None, None]) @ c
+
+
+# The sym6 wavelet's lowpass (Daubechies' symlets; the 12 taps the official augment pipe lists): ADA's geometric
+# resampling filter. It is orthonormal (sum of h[k] h[k + 2n] = [n == 0]), so up- then down-sampling with it is the
+# identity and an integer shift through the 2x grid stays exact.
+SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633, 0.4910559419267466,
+        0.787641141030194, 0.3379294217276218, -0.07263752278646252, -0.021060292512300564, 0.04472490177066578,
+        0.0017677118642428036, -0.007800708325034148)
+
+
+def _taps_view(x: torch.Tensor, dim: int, k: int, stride: int, n: int) -> torch.Tensor:
+    """Samples ``k, k + stride, ..., k + stride * (n - 1)`` of ``x`` along ``dim``."""
+    index = [slice(None)] * x.dim()
+    index[dim] = slice(k, k + stride * (n - 1) + 1, stride)
+    return x[tuple(index)]
+
+
+class _Correlate(torch.autograd.Function):
+    """``y[j] = sum_k taps[k] x[stride j + k]`` along ``dim`` (valid part). Forward and backward are sums of strided
+    views (on CPU far faster than a 1-channel conv2d with a 1 x 12 kernel, whose backward dominated); the backward is
+    the adjoint, itself differentiable, so R1's double backward goes through."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, taps: tuple[float, ...], dim: int, stride: int) -> torch.Tensor:
+        n = (x.shape[dim] - len(taps)) // stride + 1
+        ctx.args, ctx.length = (taps, dim, stride), x.shape[dim]
+        out = _taps_view(x, dim, 0, stride, n) * taps[0]
+        for k in range(1, len(taps)):
+            out.add_(_taps_view(x, dim, k, stride, n), alpha=taps[k])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _CorrelateAdjoint.apply(grad, *ctx.args, ctx.length), None, None, None
+
+
+class _CorrelateAdjoint(torch.autograd.Function):
+    """The adjoint of :class:`_Correlate`: ``x[stride j + k] += taps[k] y[j]`` into zeros of length ``length``."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, taps: tuple[float, ...], dim: int, stride: int, length: int) -> torch.Tensor:
+        ctx.args = (taps, dim, stride)
+        shape = list(y.shape)
+        shape[dim] = length
+        out = y.new_zeros(shape)
+        for k, w in enumerate(taps):
+            _taps_view(out, dim, k, stride, y.shape[dim]).add_(y, alpha=w)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return _Correlate.apply(grad, *ctx.args), None, None, None, None
+
+
+def _up2(x: torch.Tensor, h: tuple[float, ...], dim: int) -> torch.Tensor:
+    """2x FIR up-sampling along ``dim`` with the even-length lowpass ``h`` (gain 2; zero-stuffing, then convolving
+    with ``h`` padded by len/2 before and len/2 - 1 after): the adjoint of a stride-2 correlation, without the
+    zero-stuffed copy."""
+    n, K = x.shape[dim], len(h)
+    return _CorrelateAdjoint.apply(x, tuple(2 * v for v in h), dim, 2, 2 * n + K - 2).narrow(dim, K // 2 - 1, 2 * n)
+
+
+def _down2(x: torch.Tensor, h: tuple[float, ...], dim: int, crop: int) -> torch.Tensor:
+    """Correlate with ``h`` along ``dim`` and keep every second sample, after cropping ``crop`` from both ends."""
+    return _Correlate.apply(x.narrow(dim, crop, x.shape[dim] - 2 * crop), h, dim, 2)
+
+
+def filtered_warp(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``x`` [N, C, H, W] resampled at ``g @ p`` for every output pixel p ([N, 3, 3], pixel coordinates centered on the
+    image), as the official ADA (Karras et al. 2020, Appendix B.2): reflect-pad by the margin the transformed
+    output corners reach plus the filter's support, upsample 2x with the sym6 lowpass, sample bilinearly (zeros
+    outside), then lowpass and decimate back to H x W."""
+    N, C, H, W = x.shape
+    total = math.fsum(SYM6)
+    h = tuple(v / total for v in SYM6)  # normalized to sum 1
+    K, support = len(h), len(h) // 4  # 12 taps; 3 output pixels on each side
+    g = g.to(torch.float64)
+    cx, cy = (W - 1) / 2, (H - 1) / 2
+    corners = torch.tensor([[-cx, cx, cx, -cx], [-cy, -cy, cy, cy], [1, 1, 1, 1]], dtype=g.dtype, device=g.device)
+    src = (g @ corners)[:, :2]  # [N, xy, corner] in input pixels
+    reach = torch.stack([(-src[:, 0]).amax(), (-src[:, 1]).amax(), src[:, 0].amax(), src[:, 1].amax()])
+    reach = reach + torch.tensor([2 * support - cx, 2 * support - cy] * 2, dtype=g.dtype, device=g.device)
+    limit = torch.tensor([W - 1, H - 1] * 2, dtype=g.dtype, device=g.device)
+    x0, y0, x1, y1 = (int(v) for v in torch.minimum(reach.clamp(min=0), limit).ceil().tolist())  # one host sync
+    x = F.pad(x, [x0, x1, y0, y1], mode="reflect")
+    g = _shift3(*torch.tensor([(x0 - x1) / 2, (y0 - y1) / 2], dtype=g.dtype, device=g.device)[:, None].expand(2, N)) @ g
+    for dim in (3, 2):
+        x = _up2(x, h, dim)
+    half = _shift3(torch.full([N], 0.5, dtype=g.dtype, device=g.device), torch.full([N], 0.5, dtype=g.dtype,
+                                                                                       device=g.device))
+    two = _diag3(torch.full([N], 2.0, dtype=g.dtype, device=g.device), torch.full([N], 2.0, dtype=g.dtype,
+                                                                                  device=g.device))
+    g = torch.linalg.inv(half) @ two @ g @ torch.linalg.inv(two) @ half  # the same map on the 2x grid
+    out_h, out_w = 2 * (H + 2 * support), 2 * (W + 2 * support)
+    norm_in = _diag3(torch.full([N], 2 / x.shape[3], dtype=g.dtype, device=g.device),
+                     torch.full([N], 2 / x.shape[2], dtype=g.dtype, device=g.device))
+    norm_out = _diag3(torch.full([N], out_w / 2, dtype=g.dtype, device=g.device),
+                      torch.full([N], out_h / 2, dtype=g.dtype, device=g.device))
+    theta = (norm_in @ g @ norm_out)[:, :2].to(x.dtype)
+    grid = F.affine_grid(theta, [N, C, out_h, out_w], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    for dim in (3, 2):  # lowpass and decimate, cropping the support margin beyond the filter's reach
+        x = _down2(x, h, dim, 2 * support - (K - 2) // 2)
+    return x
 
 
 def _reflect(idx: torch.Tensor, n: int) -> torch.Tensor:
@@ -171,11 +276,8 @@ class AdaptiveAugment(nn.Module):
         geo["fx"], geo["fy"] = geo["fx"] * W, geo["fy"] * H
         g = geometric_inverse(geo)
         moved = (g - torch.eye(3, device=x.device)).abs().amax(dim=(1, 2)) > 0
-        norm = _diag3(torch.full_like(geo["scale"], 2 / W), torch.full_like(geo["scale"], 2 / H))
-        theta = (norm @ g @ torch.linalg.inv(norm))[:, :2].to(x.dtype)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        warped = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        x = torch.where(moved[:, None, None, None], warped, x)
+        if bool(moved.any()):  # a host sync, as the official's padding needs one anyway
+            x = torch.where(moved[:, None, None, None], filtered_warp(x, g), x)
         cm = color_matrix({k: prm[k].to(torch.float32) for k in COLOR})
         recolor = (cm - torch.eye(4, device=x.device)).abs().amax(dim=(1, 2)) > 0
         if C == 1:  # gray g as (g, g, g), the result averaged over RGB (official)
