@@ -166,20 +166,17 @@ def filtered_warp(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     limit = torch.tensor([W - 1, H - 1] * 2, dtype=g.dtype, device=g.device)
     x0, y0, x1, y1 = (int(v) for v in torch.minimum(reach.clamp(min=0), limit).ceil().tolist())  # one host sync
     x = F.pad(x, [x0, x1, y0, y1], mode="reflect")
-    g = _shift3(*torch.tensor([(x0 - x1) / 2, (y0 - y1) / 2], dtype=g.dtype, device=g.device)[:, None].expand(2, N)) @ g
     for dim in (3, 2):
         x = _up2(x, h, dim)
-    half = _shift3(torch.full([N], 0.5, dtype=g.dtype, device=g.device), torch.full([N], 0.5, dtype=g.dtype,
-                                                                                       device=g.device))
-    two = _diag3(torch.full([N], 2.0, dtype=g.dtype, device=g.device), torch.full([N], 2.0, dtype=g.dtype,
-                                                                                  device=g.device))
-    g = torch.linalg.inv(half) @ two @ g @ torch.linalg.inv(two) @ half  # the same map on the 2x grid
     out_h, out_w = 2 * (H + 2 * support), 2 * (W + 2 * support)
-    norm_in = _diag3(torch.full([N], 2 / x.shape[3], dtype=g.dtype, device=g.device),
-                     torch.full([N], 2 / x.shape[2], dtype=g.dtype, device=g.device))
-    norm_out = _diag3(torch.full([N], out_w / 2, dtype=g.dtype, device=g.device),
-                      torch.full([N], out_h / 2, dtype=g.dtype, device=g.device))
-    theta = (norm_in @ g @ norm_out)[:, :2].to(x.dtype)
+
+    def m(sx: float, sy: float, tx: float = 0.0, ty: float = 0.0) -> torch.Tensor:  # scale, then translate
+        return torch.tensor([[sx, 0, tx], [0, sy, ty], [0, 0, 1]], dtype=g.dtype, device=g.device)
+
+    # output grid in [-1, 1] -> output pixels (2x grid) -> output pixels -> padded input pixels -> 2x input grid
+    # (samples of the 2x grid sit half a pixel off the doubled coordinates) -> [-1, 1]
+    to_input = m(2 / x.shape[3], 2 / x.shape[2]) @ m(2, 2, -0.5, -0.5) @ m(1, 1, (x0 - x1) / 2, (y0 - y1) / 2)
+    theta = (to_input @ g @ m(0.5, 0.5, 0.25, 0.25) @ m(out_w / 2, out_h / 2))[:, :2].to(x.dtype)
     grid = F.affine_grid(theta, [N, C, out_h, out_w], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     for dim in (3, 2):  # lowpass and decimate, cropping the support margin beyond the filter's reach
