@@ -226,10 +226,14 @@ class ArrayStore(ImageStore):
         row = index if self.index is None else int(self.index[index])
         return np.array(self.images[row], dtype=np.uint8, copy=True)
 
-    def subset(self, indices: np.ndarray) -> ArrayStore:
+    def _rows(self, indices: np.ndarray) -> np.ndarray:
+        """The array rows of this store's images ``indices``."""
         indices = np.asarray(indices, dtype=np.int64)
-        index = indices if self.index is None else self.index[indices]
-        return ArrayStore(self.images, *self._picked(indices), self.description, self.num_classes, index)
+        return indices if self.index is None else self.index[indices]
+
+    def subset(self, indices: np.ndarray) -> ArrayStore:
+        names, labels = self._picked(indices)
+        return ArrayStore(self.images, names, labels, self.description, self.num_classes, self._rows(indices))
 
 
 class PreparedStore(ArrayStore):
@@ -255,8 +259,7 @@ class PreparedStore(ArrayStore):
         self.images = np.load(self.root / PREPARED_IMAGES, mmap_mode="r")
 
     def subset(self, indices: np.ndarray) -> PreparedStore:
-        indices = np.asarray(indices, dtype=np.int64)
-        return PreparedStore(self.root, self.meta, self.images, indices if self.index is None else self.index[indices])
+        return PreparedStore(self.root, self.meta, self.images, self._rows(indices))
 
 
 def is_prepared(path: Path) -> bool:

@@ -91,13 +91,13 @@ class BatchStream(IterableDataset):
         sampler_state: dict[str, Any],
         rank: int,
         world_size: int,
-        sizes: BatchSizes | int,
+        sizes: BatchSizes,
         c_dim: int,
     ) -> None:
         self.dataset = dataset
         self.sampler_state = dict(sampler_state)
         self.rank, self.world_size = rank, world_size
-        self.sizes = sizes if isinstance(sizes, BatchSizes) else BatchSizes(int(sizes), world_size)
+        self.sizes = sizes
         self.c_dim = c_dim
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
