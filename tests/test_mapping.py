@@ -137,6 +137,37 @@ def test_conditional_mapping():
         m(z, torch.zeros(3, 4))
 
 
+def test_label_concat_is_the_tf_codes_label_concat():
+    """label_embedding='concat' (TF G_mapping 'LabelConcat'): x = normalize([z, c @ E]) with a raw N(0, 1) matrix
+    E [c_dim, z_dim], then the same FC stack; E is learned (it gets a gradient) and there is no FC embedding."""
+    m = _mapping(c_dim=3, seed=6, label_embedding="concat")
+    assert not hasattr(m, "embed") and m.label_concat.shape == (3, Z) and m.fc0.weight.shape == (W, 2 * Z)
+    z, c = torch.randn(N, Z), torch.rand(N, 3)
+    x = torch.cat([z.to(DT), c.to(DT) @ m.label_concat.detach().to(DT)], dim=1)
+    x = x / torch.sqrt((x**2).mean(dim=1, keepdim=True) + 1e-8)
+    for i in range(m.num_layers):
+        fc = getattr(m, f"fc{i}")
+        Wt, b = fc.weight.detach().to(DT), fc.bias.detach().to(DT)
+        x = lrelu(x @ (Wt * 0.01 / math.sqrt(Wt.shape[1])).T + b * 0.01) * math.sqrt(2)
+    ws = m(z, c)
+    assert_rel_close(ws[:, 0].to(DT), x, rtol=2e-6)
+    ws.square().sum().backward()
+    assert m.label_concat.grad is not None and m.label_concat.grad.abs().sum() > 0
+    G = Generator(z_dim=8, c_dim=3, w_dim=8, img_resolution=8, channel_base=32, channel_max=8,
+                  mapping_kwargs=dict(num_layers=2, label_embedding="concat"))
+    assert G.init_kwargs["mapping_kwargs"]["label_embedding"] == "concat"
+    assert "label_embedding" not in Generator(mapping_kwargs=dict(label_embedding="embed"), img_resolution=8,
+                                              channel_base=32, channel_max=8).init_kwargs["mapping_kwargs"]
+    from stylegan.official import OfficialWeightsError, export_official
+
+    with pytest.raises(OfficialWeightsError, match="label_embedding='concat'"):
+        export_official(G)
+    with pytest.raises(ValueError, match="'embed' or 'concat'"):
+        MappingNetwork(Z, 3, W, num_ws=1, label_embedding="switch")
+    with pytest.raises(ValueError, match="needs z_dim > 0"):
+        MappingNetwork(0, 3, W, num_ws=None, label_embedding="concat")
+
+
 @torch.no_grad()
 def test_conditional_generator_w_depends_on_label():
     torch.manual_seed(0)

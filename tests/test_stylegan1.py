@@ -228,9 +228,11 @@ def test_lightning_module_trains_two_iterations(style):
 
 def test_hydra_config_a_scale_cpu_runs(tmp_path):
     """The real entry point: experiment=config_a scale=cpu builds StyleGAN1's G and trains it with the official
-    minibatch at 8x8 (256: one iteration passes total_kimg=0.032)."""
+    minibatch at 8x8 (256: one iteration passes total_kimg=0.032); on MNIST's labels, conditioned as the TF code
+    (LabelConcat in G's mapping, D's label switch)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
     cmd = [sys.executable, "-m", "stylegan.train", "experiment=config_a", "scale=cpu", "total_kimg=0.032",
+           "data.use_labels=true", "model.generator.c_dim=10",
            f"hydra.run.dir={tmp_path}", "callbacks.progress.refresh_rate=0"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
@@ -239,6 +241,8 @@ def test_hydra_config_a_scale_cpu_runs(tmp_path):
     state = ckpt["state_dict"]
     assert state["G_ema.synthesis.b4.const_style.noise_strength"].shape == (64,)
     assert state["G.synthesis.b4.const"].shape == (64, 4, 4) and "G.synthesis.b32.torgb.weight" in state
+    assert state["G.mapping.label_concat"].shape == (10, 32) and state["G.mapping.fc0.weight"].shape[1] == 64
+    assert state["D.b4.out.weight"].shape == (10, 64) and not any(k.startswith("D.mapping.") for k in state)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
 
 
@@ -295,4 +299,36 @@ def test_stylegan1_discriminator_down_conv_is_d_basic():
     from stylegan.official import OfficialWeightsError, export_official
 
     with pytest.raises(OfficialWeightsError, match="downsampling='blur_pool'"):
+        export_official(D=D)
+
+
+def test_label_switch_discriminator_is_the_tf_codes():
+    """label_conditioning='switch' (TF D_basic / D_stylegan2 'LabelSwitch', Mescheder et al. 2018): the output
+    layer has one logit per class, D(x, c) = sum_k out_k(x) c_k, no label mapping and no 1/sqrt scaling."""
+    from stylegan.networks import Discriminator
+
+    torch.manual_seed(0)
+    D = Discriminator(c_dim=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=8,
+                      architecture="orig", label_conditioning="switch").double()
+    assert not hasattr(D, "mapping") and D.b4.out.weight.shape == (3, 8)
+    with torch.no_grad():
+        D.b4.out.bias.normal_()
+    seen = []
+    D.b4.fc.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    img, c = torch.randn(4, 1, 16, 16, dtype=DT), torch.rand(4, 3, dtype=DT)
+    out = D(img, c)
+    W, b = D.b4.out.weight, D.b4.out.bias
+    logits = seen[0] @ (W / math.sqrt(W.shape[1])).T + b
+    assert out.shape == (4, 1)
+    assert_rel_close(out, (logits * c).sum(dim=1, keepdim=True))
+    classes = [2, 0, 1, 2]  # a one-hot label keeps its class's logit
+    assert_rel_close(D(img, torch.eye(3, dtype=DT)[classes])[:, 0], logits[range(4), classes])
+    assert Discriminator(**D.init_kwargs).label_conditioning == "switch"
+    with pytest.raises(ValueError, match="labels c of shape"):
+        D(img, torch.zeros(4, 2, dtype=DT))
+    with pytest.raises(ValueError, match="'projection' or 'switch'"):
+        Discriminator(c_dim=3, img_resolution=16, label_conditioning="concat")
+    from stylegan.official import OfficialWeightsError, export_official
+
+    with pytest.raises(OfficialWeightsError, match="label_conditioning='switch'"):
         export_official(D=D)

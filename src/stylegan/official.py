@@ -158,6 +158,9 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
         if (style := kw.pop("style_block")) != "demod":
             raise OfficialWeightsError(f"only style_block='demod' generators exist in the official StyleGAN2 code; "
                                        f"this one has style_block={style!r}, whose parameters have no official names")
+        if (labels := kw["mapping_kwargs"].get("label_embedding", "embed")) != "embed":
+            raise OfficialWeightsError(f"the official PyTorch generator embeds labels with an FC layer; this one has "
+                                       f"mapping_kwargs.label_embedding={labels!r} (the TF code's), no official form")
         if kw.pop("output_activation", "linear") != "linear":
             raise OfficialWeightsError("the official generator has no output activation: a G trained with "
                                        "model.generator.output_activation=tanh cannot be exported to its format")
@@ -167,6 +170,9 @@ def export_official(G: Generator | None = None, D: Discriminator | None = None) 
         if (down := kw.pop("downsampling", "fir")) != "fir":
             raise OfficialWeightsError(f"the official StyleGAN2 discriminator down-samples with its FIR filter; this "
                                        f"one has downsampling={down!r} (StyleGAN1's D), which has no official form")
+        if (labels := kw.pop("label_conditioning", "projection")) != "projection":
+            raise OfficialWeightsError(f"the official PyTorch discriminator is a projection D; this one has "
+                                       f"label_conditioning={labels!r} (the TF code's label switch), no official form")
         state = _full_resolution(D.state_dict(), kw, "fromrgb", "")
         kw["epilogue_kwargs"] = {k: kw.pop(k) for k in ("mbstd_group_size", "mbstd_num_channels")}
         blob["D"], blob["D_kwargs"] = state, kw

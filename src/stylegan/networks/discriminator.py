@@ -9,7 +9,10 @@ Architectures (Fig. 7):
 (progressive growing, progressive.py; lod 0 is the network without it, bit for bit).
 ``downsampling='blur_pool'`` ('orig' only): StyleGAN1's D (D_basic): each block's down-sampling conv blurs with
 [1,2,1], convolves and averages 2x2, where StyleGAN2's filters with [1,3,3,1] and convolves with stride 2.
-Conditional (``c_dim > 0``): projection discriminator, the output is ``<out(x), cmap(c)> / sqrt(cmap_dim)``.
+Conditional (``c_dim > 0``), ``label_conditioning``:
+- ``projection`` (official PyTorch code): the output is ``<out(x), cmap(c)> / sqrt(cmap_dim)``, cmap a label mapping.
+- ``switch`` (the official TF StyleGAN and StyleGAN2 code, configs A-F; Mescheder et al. 2018): ``out`` has one
+  logit per class and the output is ``<out(x), c>``, the logit of the sample's class.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class DiscriminatorBlock(nn.Module):
         conv_clamp: float | None = None,
         progressive: bool = False,
         downsampling: str = "fir",
+        label_conditioning: str = "projection",
     ) -> None:
         super().__init__()
         self.in_channels, self.architecture = in_channels, architecture
@@ -92,7 +96,8 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4 head: [skip: + fromrgb(img)] -> mbstd -> conv 3x3 -> fc -> out (1 logit, or cmap_dim)."""
+    """4x4 head: [skip: + fromrgb(img)] -> mbstd -> conv 3x3 -> fc -> out (1 logit, or cmap_dim, projected on
+    ``cmap``: scaled by 1/sqrt(cmap_dim) for the projection D, not for the label switch)."""
 
     def __init__(
         self,
@@ -104,9 +109,11 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_num_channels: int = 1,
         conv_clamp: float | None = None,
         progressive: bool = False,
+        projection: bool = True,
     ) -> None:
         super().__init__()
         self.architecture, self.cmap_dim = architecture, cmap_dim
+        self.cmap_scale = 1 / cmap_dim**0.5 if projection and cmap_dim > 0 else 1.0
         if architecture == "skip" or progressive:
             self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation="lrelu")
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
@@ -123,7 +130,7 @@ class DiscriminatorEpilogue(nn.Module):
         x = self.conv(x)
         x = self.out(self.fc(x.flatten(1)))
         if self.cmap_dim > 0:
-            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / self.cmap_dim**0.5)
+            x = (x * cmap).sum(dim=1, keepdim=True) * self.cmap_scale
         return x
 
 
@@ -145,6 +152,7 @@ class Discriminator(nn.Module):
         mapping_kwargs: dict[str, Any] | None = None,
         progressive: bool = False,
         downsampling: str = "fir",
+        label_conditioning: str = "projection",
     ) -> None:
         super().__init__()
         self.init_kwargs = dict(
@@ -157,6 +165,13 @@ class Discriminator(nn.Module):
             self.init_kwargs["progressive"] = True
         if downsampling != "fir":
             self.init_kwargs["downsampling"] = downsampling
+        if label_conditioning != "projection":
+            self.init_kwargs["label_conditioning"] = label_conditioning
+        if label_conditioning not in ("projection", "switch"):
+            raise ValueError(f"label_conditioning must be 'projection' or 'switch', got {label_conditioning!r}")
+        if label_conditioning == "switch" and (cmap_dim is not None or mapping_kwargs):
+            raise ValueError("label_conditioning='switch' has no label mapping: leave cmap_dim and mapping_kwargs "
+                             "unset")
         check_resolution(img_resolution, "img_resolution")
         check_architecture(architecture, "discriminator")
         if downsampling != "fir" and architecture != "orig":
@@ -169,10 +184,15 @@ class Discriminator(nn.Module):
                        mbstd_group_size=mbstd_group_size)
         check_at_least(0, c_dim=c_dim, mbstd_num_channels=mbstd_num_channels)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
-        self.architecture = architecture
+        self.architecture, self.label_conditioning = architecture, label_conditioning
         channels = channels_per_resolution(img_resolution, channel_base, channel_max)
         self.block_resolutions = [r for r in reversed(channels) if r > 4]
-        cmap_dim = 0 if c_dim == 0 else (channels[4] if cmap_dim is None else cmap_dim)
+        if c_dim == 0:
+            cmap_dim = 0
+        elif label_conditioning == "switch":
+            cmap_dim = c_dim
+        elif cmap_dim is None:
+            cmap_dim = channels[4]
         self.cmap_dim = cmap_dim
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
@@ -180,12 +200,13 @@ class Discriminator(nn.Module):
                                        architecture=architecture, conv_clamp=conv_clamp, progressive=progressive,
                                        downsampling=downsampling)
             setattr(self, f"b{res}", block)
-        if c_dim > 0:
+        if c_dim > 0 and label_conditioning == "projection":
             self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None,
                                           **dict(mapping_kwargs or {}))
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, img_channels, architecture=architecture,
                                         mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-                                        conv_clamp=conv_clamp, progressive=progressive)
+                                        conv_clamp=conv_clamp, progressive=progressive,
+                                        projection=label_conditioning == "projection")
 
     def forward(self, img: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.img_channels, self.img_resolution, self.img_resolution)
@@ -199,8 +220,16 @@ class Discriminator(nn.Module):
             x = None
             for res in self.block_resolutions:
                 x, img = getattr(self, f"b{res}")(x, img)
-        cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        return self.b4(x, img, self.label_map(c) if self.c_dim > 0 else None)
+
+    def label_map(self, c: torch.Tensor | None) -> torch.Tensor:
+        """What the epilogue's output is projected on: the label mapping's cmap, or the labels themselves."""
+        if self.label_conditioning == "projection":
+            return self.mapping(None, c)
+        if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+            raise ValueError(f"discriminator expects labels c of shape [N, {self.c_dim}], "
+                             f"got {None if c is None else tuple(c.shape)}")
+        return c.to(self.b4.out.weight.dtype)
 
     def features_at(self, img: torch.Tensor, level: int, t: float) -> torch.Tensor:
         """The 4x4 features at resolution R >> level: the image box-downsampled there, FromRGB, the blocks from
@@ -221,4 +250,5 @@ class Discriminator(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"res={self.img_resolution}, arch={self.architecture}, c_dim={self.c_dim}"
+        extra = f", labels={self.label_conditioning}" if self.c_dim else ""
+        return f"res={self.img_resolution}, arch={self.architecture}, c_dim={self.c_dim}{extra}"

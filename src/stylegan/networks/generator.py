@@ -40,20 +40,23 @@ class Generator(nn.Module):
         """``style_block``: demod | modulate | revised | adain (style_blocks.py) or stylegan1 (StyleGAN1's own
         network, stylegan1.py). ``fused_modconv_default`` and ``output_activation``: see SynthesisNetwork.
         ``progressive``: a ToRGB per resolution and ``synthesis.lod`` (progressive growing; networks/progressive.py).
-        ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features."""
+        ``mapping_kwargs``: num_layers (8), lr_multiplier (0.01), w_avg_beta (0.998), embed_features, layer_features,
+        label_embedding (embed | concat: mapping.py)."""
         super().__init__()
+        mapping_kwargs = dict(mapping_kwargs or {})
+        saved_mapping = {k: v for k, v in mapping_kwargs.items() if (k, v) != ("label_embedding", "embed")}
         self.init_kwargs = dict(
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             channel_base=channel_base, channel_max=channel_max, architecture=architecture, style_block=style_block,
             conv_clamp=conv_clamp, use_noise=use_noise, fused_modconv_default=fused_modconv_default,
-            mapping_kwargs=dict(mapping_kwargs or {}),
+            mapping_kwargs=saved_mapping,  # the default label embedding left out, as the official kwargs
         )
         if output_activation != "linear":  # kept out of the official kwargs when it is the official default
             self.init_kwargs["output_activation"] = output_activation
         if progressive:
             self.init_kwargs["progressive"] = True
         check_at_least(1, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels, channel_base=channel_base,
-                       channel_max=channel_max, mapping_num_layers=dict(mapping_kwargs or {}).get("num_layers"))
+                       channel_max=channel_max, mapping_num_layers=mapping_kwargs.get("num_layers"))
         check_at_least(0, c_dim=c_dim)
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
@@ -64,7 +67,7 @@ class Generator(nn.Module):
             progressive=progressive,
         )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **dict(mapping_kwargs or {}))
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **mapping_kwargs)
 
     def forward(
         self,

@@ -1,6 +1,10 @@
 """Mapping network f: Z -> W (StyleGAN Sec. 2, Fig. 1b), with the truncation trick (StyleGAN Sec. 3.3).
 
-An MLP with lr multiplier 0.01; z (and the class embedding, if any) are pixel-normalised first. ``w_avg`` is an
+An MLP with lr multiplier 0.01; z (and the class embedding, if any) are pixel-normalised first. Labels
+(``label_embedding``): ``embed`` (official PyTorch code) normalises z and an equalized-lr FC embedding of c apart and
+concatenates them; ``concat`` (the official TF StyleGAN and StyleGAN2 code, 'LabelConcat') concatenates z with
+``c @ E`` (E a plain [c_dim, z_dim] matrix drawn from N(0, 1), trained at the full learning rate) and normalises the
+two together. ``w_avg`` is an
 EMA of W, updated only when asked (``update_emas=True``, the official D-main pass) and used as the truncation
 centre: ``w' = w_avg + psi * (w - w_avg)`` on the first ``truncation_cutoff`` ws.
 """
@@ -28,14 +32,26 @@ class MappingNetwork(nn.Module):
         activation: str = "lrelu",
         lr_multiplier: float = 0.01,
         w_avg_beta: float | None = 0.998,
+        label_embedding: str = "embed",
     ) -> None:
         super().__init__()
+        if label_embedding not in ("embed", "concat"):
+            raise ValueError(f"label_embedding must be 'embed' or 'concat', got {label_embedding!r}")
+        if label_embedding == "concat" and (z_dim == 0 or embed_features is not None):
+            raise ValueError("label_embedding='concat' embeds labels in z's space: it needs z_dim > 0 and no "
+                             "embed_features")
         self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
         self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
-        embed_features = 0 if c_dim == 0 else (w_dim if embed_features is None else embed_features)
+        self.label_embedding = label_embedding
+        if c_dim == 0:
+            embed_features = 0
+        elif embed_features is None:
+            embed_features = z_dim if label_embedding == "concat" else w_dim
         layer_features = w_dim if layer_features is None else layer_features
         features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
-        if c_dim > 0:
+        if c_dim > 0 and label_embedding == "concat":
+            self.label_concat = nn.Parameter(torch.randn([c_dim, embed_features]))
+        elif c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
         for i in range(num_layers):
             fc = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
@@ -53,14 +69,17 @@ class MappingNetwork(nn.Module):
     ) -> torch.Tensor:
         x = None
         dtype = self.fc0.weight.dtype  # float32 normally (as the official code); float64 for .double() tests
-        if self.z_dim > 0:
-            x = normalize_2nd_moment(z.to(dtype))
-        if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                got = None if c is None else tuple(c.shape)
-                raise ValueError(f"mapping expects labels c of shape [N, {self.c_dim}], got {got}")
-            y = normalize_2nd_moment(self.embed(c.to(dtype)))
-            x = y if x is None else torch.cat([x, y], dim=1)
+        if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
+            got = None if c is None else tuple(c.shape)
+            raise ValueError(f"mapping expects labels c of shape [N, {self.c_dim}], got {got}")
+        if self.c_dim > 0 and self.label_embedding == "concat":
+            x = normalize_2nd_moment(torch.cat([z.to(dtype), c.to(dtype) @ self.label_concat], dim=1))
+        else:
+            if self.z_dim > 0:
+                x = normalize_2nd_moment(z.to(dtype))
+            if self.c_dim > 0:
+                y = normalize_2nd_moment(self.embed(c.to(dtype)))
+                x = y if x is None else torch.cat([x, y], dim=1)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_emas and self.w_avg_beta is not None:
