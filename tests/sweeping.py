@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from wandb_records import records
@@ -20,14 +22,16 @@ METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.m
           "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
 
 
-def refusal(capsys, argv: list[str]) -> str:
-    """Run ``stylegan-train``'s ``main()`` in-process with ``argv`` (the console script's code path); it must stop
-    with exit code 2 and no traceback. Returns its one ``stylegan-train: error:`` line."""
+def refusal(capsys, argv: list[str], entry: str = "stylegan.train") -> str:
+    """Run the console script's ``main()`` (``entry``: ``stylegan.train`` or ``stylegan.evaluate``) in-process with
+    ``argv``; it must stop with exit code 2 and no traceback. Returns its one ``<script>: error:`` line."""
+    import importlib
+
     import pytest
 
-    from stylegan.train import main
-
-    saved, sys.argv = sys.argv, argv
+    main = importlib.import_module(entry).main
+    prog = {"stylegan.train": "stylegan-train", "stylegan.evaluate": "stylegan-evaluate"}[entry]
+    saved, sys.argv = sys.argv, [prog, *argv[1:]]
     try:
         with pytest.raises(SystemExit) as exit_info:
             main()
@@ -36,7 +40,7 @@ def refusal(capsys, argv: list[str]) -> str:
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
-    (line,) = [x for x in err.splitlines() if x.startswith("stylegan-train: error:")]
+    (line,) = [x for x in err.splitlines() if x.startswith(f"{prog}: error:")]
     return line
 
 
@@ -69,3 +73,14 @@ def wandb_run(job: Path):
               for i in r.config.update}
     exits = [r.exit.exit_code for r in recs if r.WhichOneof("record_type") == "exit"]
     return run, config, exits
+
+
+def kill_at_checkpoint(proc: subprocess.Popen, ckpt: Path, timeout: float = 240) -> None:
+    """SIGKILL ``proc``'s whole process group (every DDP rank) as soon as ``ckpt`` exists (its writes are atomic:
+    it appears whole). ``proc`` must have been started with ``start_new_session=True``."""
+    deadline = time.time() + timeout
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert ckpt.exists(), "no checkpoint was written before the kill"

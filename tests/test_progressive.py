@@ -26,6 +26,7 @@ from stylegan.training.progressive import (
     schedule_minibatch,
     stage_at,
 )
+from sweeping import kill_at_checkpoint
 
 R = 32
 NET = dict(img_resolution=R, img_channels=1, channel_base=64, channel_max=8, architecture="orig")
@@ -204,14 +205,18 @@ def test_minibatch_schedule_follows_the_resolution_and_is_checked():
 
 
 # ----------------------------------------------------------------------------------------------- real runs
-def _train(tmp, *overrides):
+def _train(tmp, *overrides, wait: bool = True) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
     cmd = [sys.executable, "-m", "stylegan.train", "experiment=config_d", "scale=cpu", f"hydra.run.dir={tmp}",
            "callbacks.progress.refresh_rate=0", "data.batch_size=8", "model.progressive.training_kimg=0.016",
            "model.progressive.transition_kimg=0.032", "callbacks.samples.every_kimg=100", "logger=csv",
            "trainer.log_every_n_steps=1", *overrides]
-    proc = subprocess.run(cmd, env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    proc = subprocess.Popen(cmd, env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if wait:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-3000:]
+    return proc
 
 
 def _log_column(tmp, name):
@@ -225,11 +230,11 @@ MINIBATCH = "model.progressive.minibatch={8:16,16:8,32:4}"
 
 
 @pytest.mark.slow  # three real runs, about 30 s
-def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly(tmp_path):
+def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly_after_sigkill(tmp_path):
     """48 images per phase (16 stable + 32 fade): 8x8 for 16 images, 16x16 faded in by 48, stable until 64, 32x32
     faded in by 96, with the global minibatch 16 / 8 / 4 at 8 / 16 / 32 (as the official minibatch_size_dict):
-    0.136 kimg = 23 iterations. Straight vs a run stopped at 0.08 kimg (in the 16 -> 32 fade, lod 0.5) then resumed
-    from its checkpoint: identical weights."""
+    0.136 kimg = 23 iterations. Straight vs a run SIGKILLed once its checkpoint at 0.08 kimg is written (in the
+    16 -> 32 fade, lod 0.5), then resumed from it: identical weights (one process: the torch RNG restored too)."""
     straight = tmp_path / "straight"
     _train(straight, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", MINIBATCH)
     lods = _log_column(straight, "progress/lod")
@@ -241,9 +246,11 @@ def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly(tmp_path):
     kimg = _log_column(straight, "kimg")
     assert [round(1000 * (b - a)) for a, b in zip([0.0, *kimg], kimg, strict=False)] == sizes  # images shown
     part = tmp_path / "part"
-    _train(part, "total_kimg=0.080", "callbacks.checkpoint.every_kimg=100", MINIBATCH)
     ckpt = part / "checkpoints" / "last.ckpt"
-    assert torch.load(ckpt, map_location="cpu", weights_only=True)["stylegan"]["cur_nimg"] == 80
+    kill_at_checkpoint(_train(part, "total_kimg=100", "callbacks.checkpoint.every_kimg=0.08", MINIBATCH, wait=False),
+                       ckpt)
+    half = torch.load(ckpt, map_location="cpu", weights_only=True)["stylegan"]
+    assert half["cur_nimg"] == 80 and len(half["rng_per_rank"]) == 1
     # evaluate and the tools take G_ema at the lod of its last minibatch (76 images: 0.625, in the 16 -> 32 fade)
     G, kimg = load_generator(ckpt)
     assert G.synthesis.lod == stage_at(76, 32, ProgressiveConfig(8, 0.016, 0.032)).lod and kimg == 0.08
