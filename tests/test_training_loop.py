@@ -57,12 +57,14 @@ def _run_G(G: Generator, z: torch.Tensor, update_emas: bool = False) -> tuple[to
     return G.synthesis(ws), ws
 
 
-def _reference(G, D, iterations, interval):
+def _reference(G, D, iterations, interval, wgan=False):
     """Plain-PyTorch official loop; returns (G, D, G_ema, pl_mean). ``interval`` 1: not lazy, each regularizer in
-    its network's main step (official "Gboth" / "Dboth"), no Adam correction."""
+    its network's main step (official "Gboth" / "Dboth"), no Adam correction. ``wgan``: the official TF G_wgan /
+    D_wgan_gp instead (lambda 10, target 1, epsilon 0.001; the interpolation weights drawn after D's fakes), no R1
+    and no path length."""
     G, D = copy.deepcopy(G), copy.deepcopy(D)
     G_ema = copy.deepcopy(G).requires_grad_(False)
-    c = interval / (interval + 1) if interval > 1 else 1.0
+    c = interval / (interval + 1) if interval > 1 and not wgan else 1.0
     opt_g = torch.optim.Adam(G.parameters(), lr=LR * c, betas=(BETAS[0] ** c, BETAS[1] ** c), eps=1e-8)
     opt_d = torch.optim.Adam(D.parameters(), lr=LR * c, betas=(BETAS[0] ** c, BETAS[1] ** c), eps=1e-8)
     pl_mean, cur_nimg = torch.zeros([], dtype=torch.float64), 0
@@ -73,12 +75,12 @@ def _reference(G, D, iterations, interval):
         # Gmain: only G trains
         G.requires_grad_(True), D.requires_grad_(False)
         img, _ = _run_G(G, torch.randn([N, G.z_dim]))
-        g_main = F.softplus(-D(img, no_c)).mean()
-        if interval > 1:
+        g_main = -D(img, no_c).mean() if wgan else F.softplus(-D(img, no_c)).mean()
+        if interval > 1 or wgan:
             g_main.backward()
             opt_g.step(), opt_g.zero_grad(set_to_none=True)
             g_main = 0
-        if i % interval == 0:  # Greg: path length on half the batch, noise / sqrt(H*W)
+        if i % interval == 0 and not wgan:  # Greg: path length on half the batch, noise / sqrt(H*W)
             img, ws = _run_G(G, torch.randn([N // 2, G.z_dim]))
             y = torch.randn(img.shape, dtype=img.dtype) / math.sqrt(img.shape[2] * img.shape[3])
             (g,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
@@ -94,11 +96,17 @@ def _reference(G, D, iterations, interval):
         x = real.detach().requires_grad_(interval == 1)
         real_logits = D(x, no_c)
         d_main = F.softplus(D(fake, no_c)).mean() + F.softplus(-real_logits).mean()
-        if interval > 1:
+        if wgan:
+            d_main = (D(fake, no_c) - real_logits + 0.001 * real_logits.square()).mean()
+            u = torch.rand([N, 1, 1, 1], dtype=torch.float32).double()
+            mixed = (real + u * (fake - real)).requires_grad_(True)
+            (g,) = torch.autograd.grad(D(mixed, no_c).sum(), mixed, create_graph=True)
+            d_main = d_main + 10 * (g.square().sum([1, 2, 3]).sqrt() - 1).square().mean()
+        if interval > 1 or wgan:
             d_main.backward()
             opt_d.step(), opt_d.zero_grad(set_to_none=True)
             d_main = 0
-        if i % interval == 0:  # Dreg: R1 on reals
+        if i % interval == 0 and not wgan:  # Dreg: R1 on reals
             if interval > 1:
                 x = real.detach().requires_grad_(True)
                 real_logits = D(x, no_c)
@@ -116,12 +124,15 @@ def _reference(G, D, iterations, interval):
     return G, D, G_ema, pl_mean
 
 
-@pytest.mark.parametrize("iterations,lazy", [(2, True), (3, True), (2, False)])
-def test_module_matches_an_independent_official_loop(iterations, lazy):
+@pytest.mark.parametrize("iterations,lazy,gan", [(2, True, "logistic"), (3, True, "logistic"), (2, False, "logistic"),
+                                                (2, True, "wgan_gp")])
+def test_module_matches_an_independent_official_loop(iterations, lazy, gan):
     G, D = _networks()
     g0, d0 = copy.deepcopy(G), copy.deepcopy(D)
     loss = {"r1_gamma": GAMMA, "d_reg_interval": INTERVAL, "pl_weight": PL_WEIGHT, "g_reg_interval": INTERVAL,
             "style_mixing_prob": MIXING, "lazy": lazy}
+    if gan == "wgan_gp":  # as conf/loss/wgan_gp.yaml: no R1, no path length
+        loss.update(gan=gan, r1_gamma=0.0, pl_weight=0.0)
     module = StyleGAN2Module(G, D, loss=loss, optim={"g_lr": LR, "d_lr": LR, "betas": list(BETAS)})
     torch.manual_seed(7)
     data = TensorDataset(torch.rand([N * iterations, 1, 16, 16]) * 2 - 1, torch.zeros([N * iterations, 0]))
@@ -132,7 +143,8 @@ def test_module_matches_an_independent_official_loop(iterations, lazy):
     trainer.fit(module, DataLoader(data, batch_size=N))
     assert len(recorder.seen) == iterations and module.iteration == iterations
 
-    ref_G, ref_D, ref_G_ema, ref_pl_mean = _reference(g0, d0, recorder.seen, INTERVAL if lazy else 1)
+    ref_G, ref_D, ref_G_ema, ref_pl_mean = _reference(g0, d0, recorder.seen, INTERVAL if lazy else 1,
+                                                      wgan=gan == "wgan_gp")
     for name, ours, ref in [("G", module.G, ref_G), ("D", module.D, ref_D), ("G_ema", module.G_ema, ref_G_ema)]:
         theirs = ref.state_dict()
         for k, v in ours.state_dict().items():

@@ -41,6 +41,23 @@ def test_lazy_schedule_in_one_place():
         LossConfig(d_reg_interval=0)
 
 
+def test_loss_wgan_gp_composes_without_r1_and_path_length():
+    """`loss=wgan_gp` (StyleGAN1's CelebA-HQ objective): WGAN-GP, R1 and path length off; bad values refused."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = instantiate(compose(config_name="train", overrides=["loss=wgan_gp"]).loss)
+    assert (cfg.gan, cfg.wgan_lambda, cfg.wgan_target, cfg.wgan_epsilon) == ("wgan_gp", 10.0, 1.0, 0.001)
+    assert not cfg.r1.enabled and not cfg.path_length.enabled and cfg.style_mixing_prob == 0.9
+    with pytest.raises(ValueError, match=r"loss\.gan must be 'logistic' or 'wgan_gp', got 'hinge'"):
+        LossConfig(gan="hinge")
+    with pytest.raises(ValueError, match=r"loss\.wgan_target > 0"):
+        LossConfig(gan="wgan_gp", wgan_target=0)
+
+
 def test_ema_beta_schedule():
     # official: beta = 0.5 ** (batch / max(min(ema_kimg*1000, cur_nimg*rampup), 1e-8))
     assert ema_beta(32, 0, 10, 0.05) == 0.0  # first iteration: G_ema = G

@@ -13,8 +13,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class LossConfig:
-    """StyleGAN2 objective (Appendix B). Intervals of 1 (or ``lazy=False``) regularize every step (configs A-B)."""
+    """StyleGAN2 objective (Appendix B). Intervals of 1 (or ``lazy=False``) regularize every step (configs A-B).
+    ``gan``: ``logistic`` (non-saturating, the paper's) or ``wgan_gp`` (StyleGAN1's CelebA-HQ / ProGAN loss with
+    its gradient penalty ``wgan_lambda``, target and drift ``wgan_epsilon``: losses/wgan.py)."""
 
+    gan: str = "logistic"
+    wgan_lambda: float = 10.0
+    wgan_target: float = 1.0
+    wgan_epsilon: float = 0.001
     r1_gamma: float = 10.0
     d_reg_interval: int = 16
     pl_weight: float = 2.0
@@ -32,6 +38,10 @@ class LossConfig:
             raise ValueError(f"loss.style_mixing_prob must be in [0, 1], got {self.style_mixing_prob}")
         if self.r1_gamma < 0 or self.pl_weight < 0:
             raise ValueError("loss.r1_gamma and loss.pl_weight must be >= 0")
+        if self.gan not in ("logistic", "wgan_gp"):
+            raise ValueError(f"loss.gan must be 'logistic' or 'wgan_gp', got {self.gan!r}")
+        if self.wgan_lambda < 0 or self.wgan_epsilon < 0 or self.wgan_target <= 0:
+            raise ValueError("loss.wgan_lambda and loss.wgan_epsilon must be >= 0 and loss.wgan_target > 0")
 
     @property
     def path_length(self) -> LazyRegularizer:

@@ -1,4 +1,5 @@
-"""The training loop's random draws (latents, style-mixing cutoffs, path-length directions).
+"""The training loop's random draws (latents, style-mixing cutoffs, path-length directions, WGAN-GP's interpolation
+weights).
 
 Two modes:
 
@@ -54,6 +55,14 @@ class Draws:
             return torch.randn(list(shape), dtype=dtype, device=self.device)
         W = self.world_size
         full = torch.randn([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
+        return full[self.rank :: W]
+
+    def uniform(self, shape: list[int] | tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """U[0, 1) of this rank's ``shape``, drawn like :meth:`normal`."""
+        if not self.shared:
+            return torch.rand(list(shape), dtype=dtype, device=self.device)
+        W = self.world_size
+        full = torch.rand([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
         return full[self.rank :: W]
 
     def randint(self, low: int, high: int) -> torch.Tensor:

@@ -24,11 +24,15 @@ from ..losses import (
     at_least_float32,
     discriminator_loss,
     generator_loss,
+    gradient_penalty,
+    interpolates,
     path_length_noise,
     path_length_penalty,
     path_lengths,
     r1_loss,
     r1_penalty,
+    wgan_discriminator_loss,
+    wgan_generator_loss,
 )
 from ..networks import Discriminator, Generator
 from .config import ConfigError, LossConfig, OptimConfig
@@ -198,14 +202,15 @@ class StyleGAN2Module(L.LightningModule):
             p.requires_grad_(False)
 
     def generator_phase(self, opt, real_c: torch.Tensor, N: int, logs: dict[str, torch.Tensor]) -> None:
-        """G (Appendix B): the non-saturating logistic loss on N fresh fakes ("Gmain"); when path length is due,
-        its penalty (Eq. 4) on N / pl_batch_shrink fakes in float32, weighted pl_weight x interval ("Greg"), which
-        also updates the running mean a. Not lazy: both in one step."""
+        """G (Appendix B): the non-saturating logistic (or WGAN) loss on N fresh fakes ("Gmain"); when path length
+        is due, its penalty (Eq. 4) on N / pl_batch_shrink fakes in float32, weighted pl_weight x interval ("Greg"),
+        which also updates the running mean a. Not lazy: both in one step."""
         reg, cfg = self.loss_cfg.path_length, self.loss_cfg
         self._train_only(self.G)
         z, c = self._latents(N, real_c)
         img, _ = self._run_G(z, c)
-        losses = {"Gmain": generator_loss(self._run_D(img, c))}
+        g_loss = wgan_generator_loss if cfg.gan == "wgan_gp" else generator_loss
+        losses = {"Gmain": g_loss(self._run_D(img, c))}
         logs["loss/G"] = losses["Gmain"].detach()
         due = reg.due(self.iteration)
         if not (due and reg.with_main):
@@ -227,9 +232,9 @@ class StyleGAN2Module(L.LightningModule):
 
     def discriminator_phase(self, opt, real: torch.Tensor, real_c: torch.Tensor,
                             logs: dict[str, torch.Tensor]) -> None:
-        """D (Appendix B): the logistic loss on N fakes (no gradient into G; G's mapping updates w_avg here, as the
-        official Dmain) and the reals ("Dmain"); when R1 is due, gamma / 2 * |grad D(x)|^2 on the reals in float32,
-        weighted x interval ("Dreg"). Not lazy: one real pass with input gradients serves both, one step."""
+        """D (Appendix B): the logistic (or WGAN-GP) loss on N fakes (no gradient into G; G's mapping updates w_avg
+        here, as the official Dmain) and the reals ("Dmain"); when R1 is due, gamma / 2 * |grad D(x)|^2 on the reals
+        in float32, weighted x interval ("Dreg"). Not lazy: one real pass with input gradients serves both."""
         reg = self.loss_cfg.r1
         self._train_only(self.D)
         z, c = self._latents(real.shape[0], real_c)
@@ -241,7 +246,11 @@ class StyleGAN2Module(L.LightningModule):
         with self._fp32() if with_main else contextlib.nullcontext():
             real_logits = self._run_D(real_in, real_c)
         fake_logits = self._run_D(fake, c)
-        losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
+        if self.loss_cfg.gan == "wgan_gp":
+            main = wgan_discriminator_loss(real_logits, fake_logits, self.loss_cfg.wgan_epsilon)
+            losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, logs)}
+        else:
+            losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
         logs["loss/D"] = losses["Dmain"].detach()
         logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
         if hasattr(self.augment, "observe"):  # ADA's p controller (training/ada.py) reads sign(D(real))
@@ -260,6 +269,17 @@ class StyleGAN2Module(L.LightningModule):
             losses["Dreg"] = r1_loss(penalty, reg.weight) * reg.interval
         logs["loss/r1_penalty"] = penalty.mean().detach()
         self._step(opt, self.D, losses, "Dreg")
+
+    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, real_c: torch.Tensor,
+                          logs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """WGAN-GP: lambda x the gradient penalty at real/fake interpolates (the reals' labels, as the official
+        D_wgan_gp), every minibatch, in float32."""
+        cfg = self.loss_cfg
+        with self._fp32():
+            mixed = interpolates(real, fake, self.draws.uniform([real.shape[0], 1, 1, 1]))
+            penalty = gradient_penalty(mixed, self._run_D(mixed, real_c), cfg.wgan_target)
+        logs["loss/gp"] = penalty.mean().detach()
+        return penalty.mean() * cfg.wgan_lambda
 
     def training_step(self, batch, batch_idx: int) -> None:
         """One minibatch in the official order: G phase, D phase, G EMA; progress counted in images shown."""
