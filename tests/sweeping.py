@@ -75,6 +75,18 @@ def wandb_run(job: Path):
     return run, config, exits
 
 
+def train_process(*args: str, wait: bool = True, timeout: float = 300) -> subprocess.Popen:
+    """``python -m stylegan.train *args`` in a session of its own (so that :func:`kill_at_checkpoint` reaches every
+    DDP rank); ``wait``: until it ends, which must be with exit code 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
+    proc = subprocess.Popen([sys.executable, "-m", "stylegan.train", *args], env={**env, "PYTHONHASHSEED": "0"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if wait:
+        out, _ = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, out[-3000:]
+    return proc
+
+
 def kill_at_checkpoint(proc: subprocess.Popen, ckpt: Path, timeout: float = 240) -> None:
     """SIGKILL ``proc``'s whole process group (every DDP rank) as soon as ``ckpt`` exists (its writes are atomic:
     it appears whole). ``proc`` must have been started with ``start_new_session=True``."""

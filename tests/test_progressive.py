@@ -6,9 +6,7 @@ Hydra runs of experiment=config_d growing 8 -> 16 -> 32 (with an exact resume in
 from __future__ import annotations
 
 import math
-import os
 import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -26,7 +24,7 @@ from stylegan.training.progressive import (
     schedule_minibatch,
     stage_at,
 )
-from sweeping import kill_at_checkpoint
+from sweeping import kill_at_checkpoint, train_process
 
 R = 32
 NET = dict(img_resolution=R, img_channels=1, channel_base=64, channel_max=8, architecture="orig")
@@ -206,17 +204,11 @@ def test_minibatch_schedule_follows_the_resolution_and_is_checked():
 
 # ----------------------------------------------------------------------------------------------- real runs
 def _train(tmp, *overrides, wait: bool = True) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
-    cmd = [sys.executable, "-m", "stylegan.train", "experiment=config_d", "scale=cpu", f"hydra.run.dir={tmp}",
-           "callbacks.progress.refresh_rate=0", "data.batch_size=8", "model.progressive.training_kimg=0.016",
-           "model.progressive.transition_kimg=0.032", "callbacks.samples.every_kimg=100", "logger=csv",
-           "trainer.log_every_n_steps=1", *overrides]
-    proc = subprocess.Popen(cmd, env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    if wait:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out[-3000:]
-    return proc
+    return train_process("experiment=config_d", "scale=cpu", f"hydra.run.dir={tmp}",
+                         "callbacks.progress.refresh_rate=0", "data.batch_size=8",
+                         "model.progressive.training_kimg=0.016", "model.progressive.transition_kimg=0.032",
+                         "callbacks.samples.every_kimg=100", "logger=csv", "trainer.log_every_n_steps=1", *overrides,
+                         wait=wait)
 
 
 def _log_column(tmp, name):

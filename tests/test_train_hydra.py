@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from stylegan.networks import Discriminator, Generator
 from stylegan.networks.style_blocks import AdaINLayer, SynthesisLayer
-from sweeping import kill_at_checkpoint, refusal
+from sweeping import kill_at_checkpoint, refusal, train_process
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = ["model.generator.channel_base=64", "model.generator.channel_max=8", "model.generator.z_dim=8",
@@ -54,15 +54,8 @@ def test_the_default_is_the_papers_stylegan2_sized_by_resolution(resolution, cha
     assert (cfg.loss.g_reg_interval, cfg.loss.d_reg_interval, cfg.total_kimg) == (4, 16, 25000)
 
 
-def _run(tmp: Path, *overrides: str, wait: bool = True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
-    cmd = [sys.executable, "-m", "stylegan.train", "experiment=smoke", f"hydra.run.dir={tmp}", *overrides]
-    proc = subprocess.Popen(cmd, env={**env, "PYTHONHASHSEED": "0"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    if wait:
-        out, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, out[-3000:]
-    return proc
+def _run(tmp: Path, *overrides: str, wait: bool = True) -> subprocess.Popen:
+    return train_process("experiment=smoke", f"hydra.run.dir={tmp}", *overrides, wait=wait)
 
 
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:

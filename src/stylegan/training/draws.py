@@ -51,18 +51,19 @@ class Draws:
 
     def normal(self, shape: list[int] | tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """N(0, I) of this rank's ``shape`` (first dim: this rank's batch)."""
-        if not self.shared:
-            return torch.randn(list(shape), dtype=dtype, device=self.device)
-        W = self.world_size
-        full = torch.randn([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
-        return full[self.rank :: W]
+        return self._per_sample(torch.randn, shape, dtype)
 
     def uniform(self, shape: list[int] | tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """U[0, 1) of this rank's ``shape``, drawn like :meth:`normal`."""
+        return self._per_sample(torch.rand, shape, dtype)
+
+    def _per_sample(self, draw, shape: list[int] | tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """``draw`` (torch.randn / torch.rand) for this rank's rows: its own stream, or the global batch's rows
+        ``rank, rank + W, ...`` from the shared generator."""
         if not self.shared:
-            return torch.rand(list(shape), dtype=dtype, device=self.device)
+            return draw(list(shape), dtype=dtype, device=self.device)
         W = self.world_size
-        full = torch.rand([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
+        full = draw([shape[0] * W, *shape[1:]], dtype=dtype, device=self.device, generator=self.generator)
         return full[self.rank :: W]
 
     def randint(self, low: int, high: int) -> torch.Tensor:
