@@ -67,7 +67,6 @@ class DiscriminatorBlock(nn.Module):
         conv_clamp: float | None = None,
         progressive: bool = False,
         downsampling: str = "fir",
-        label_conditioning: str = "projection",
     ) -> None:
         super().__init__()
         self.in_channels, self.architecture = in_channels, architecture

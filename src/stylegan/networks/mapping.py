@@ -1,12 +1,13 @@
 """Mapping network f: Z -> W (StyleGAN Sec. 2, Fig. 1b), with the truncation trick (StyleGAN Sec. 3.3).
 
-An MLP with lr multiplier 0.01; z (and the class embedding, if any) are pixel-normalised first. Labels
-(``label_embedding``): ``embed`` (official PyTorch code) normalises z and an equalized-lr FC embedding of c apart and
-concatenates them; ``concat`` (the official TF StyleGAN and StyleGAN2 code, 'LabelConcat') concatenates z with
-``c @ E`` (E a plain [c_dim, z_dim] matrix drawn from N(0, 1), trained at the full learning rate) and normalises the
-two together. ``w_avg`` is an
+An MLP with lr multiplier 0.01; z (and the class embedding, if any) are pixel-normalised first. ``w_avg`` is an
 EMA of W, updated only when asked (``update_emas=True``, the official D-main pass) and used as the truncation
 centre: ``w' = w_avg + psi * (w - w_avg)`` on the first ``truncation_cutoff`` ws.
+
+Labels (``label_embedding``): ``embed`` (official PyTorch code) normalises z and an equalized-lr FC embedding of c
+apart and concatenates them; ``concat`` (the official TF StyleGAN and StyleGAN2 code, 'LabelConcat') concatenates z
+with ``c @ E`` (E a plain [c_dim, z_dim] matrix drawn from N(0, 1), trained at the full learning rate) and
+normalises the two together.
 """
 
 from __future__ import annotations

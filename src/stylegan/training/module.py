@@ -234,7 +234,8 @@ class StyleGAN2Module(L.LightningModule):
                             logs: dict[str, torch.Tensor]) -> None:
         """D (Appendix B): the logistic (or WGAN-GP) loss on N fakes (no gradient into G; G's mapping updates w_avg
         here, as the official Dmain) and the reals ("Dmain"); when R1 is due, gamma / 2 * |grad D(x)|^2 on the reals
-        in float32, weighted x interval ("Dreg"). Not lazy: one real pass with input gradients serves both."""
+        in float32, weighted x interval ("Dreg"). Not lazy: one real pass with input gradients serves both, one
+        step."""
         reg = self.loss_cfg.r1
         self._train_only(self.D)
         z, c = self._latents(real.shape[0], real_c)
