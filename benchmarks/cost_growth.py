@@ -130,7 +130,7 @@ def table(points: list[dict]) -> str:
         ph = p["phase_ms"]
         peak = p.get("cuda_peak_bytes", p.get("cpu_peak_rss_bytes"))
         rows.append(f"| {p['res']} | {p['batch']} | {p['channel_base']} | {ph['Gmain']:.0f} | {ph['Dmain']:.0f} | "
-                    f"{ph['Greg']:.0f} | {ph['Dreg']:.0f} | {p['iter_ms']:.0f} | {p['images_per_s']:.1f} | "
+                    f"{ph['Greg']:.0f} | {ph['Dreg']:.0f} | {p['iter_ms']:.0f} | {p['images_per_s']:.3g} | "
                     f"{mib(peak)} | {mib(p.get('cpu_rss_rise_bytes'))} |")
     return "\n".join(rows)
 
