@@ -30,11 +30,10 @@ def _env() -> dict[str, str]:
     return {**env, "PYTHONHASHSEED": "0"}
 
 
-def _run(module: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def _run(module: str, *args: str) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, "-m", module, *args], env=_env(), capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
-    if ok:
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return out
 
 
