@@ -44,11 +44,20 @@ def bias_act(
     return x
 
 
+_CHANNELS_LAST = [True]
+
+
+def set_channels_last(enabled: bool) -> None:
+    """Whether :func:`channels_last` converts (default) or leaves tensors as they are: a benchmark lever
+    (``benchmarks/train_throughput.py --memory-format``); the values computed are the same either way."""
+    _CHANNELS_LAST[0] = bool(enabled)
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """The same values in NHWC memory order. The networks run their conv stacks in it (set once at the input;
     convs and element-wise ops keep it): oneDNN's convolutions and their backward are 1.2-3.5x faster on CPU
     than on NCHW at these sizes (benchmarks/RESULTS.md)."""
-    return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous(memory_format=torch.channels_last) if _CHANNELS_LAST[0] else x
 
 
 def default_gain(act: str) -> float:
