@@ -22,21 +22,31 @@ METRIC = ["metrics=fid", "callbacks.metrics.metrics=[fid64_full]", f"callbacks.m
           "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache"]
 
 
-def refusal(capsys, argv: list[str], entry: str = "stylegan.train") -> str:
-    """Run the console script's ``main()`` (``entry``: ``stylegan.train`` or ``stylegan.evaluate``) in-process with
-    ``argv``; it must stop with exit code 2 and no traceback. Returns its one ``<script>: error:`` line."""
+PROGS = {"stylegan.train": "stylegan-train", "stylegan.evaluate": "stylegan-evaluate"}
+
+
+def in_process(*args: str, entry: str = "stylegan.train"):
+    """The console script's ``main()`` (``entry``: ``stylegan.train`` or ``stylegan.evaluate``) run in this process
+    with ``args`` as its command line: the real entry point without a new interpreter's ~5 s of imports. Returns
+    what ``main()`` returns; an exit (``SystemExit``) propagates."""
     import importlib
 
-    import pytest
-
     main = importlib.import_module(entry).main
-    prog = {"stylegan.train": "stylegan-train", "stylegan.evaluate": "stylegan-evaluate"}[entry]
-    saved, sys.argv = sys.argv, [prog, *argv[1:]]
+    saved, sys.argv = sys.argv, [PROGS[entry], *args]
     try:
-        with pytest.raises(SystemExit) as exit_info:
-            main()
+        return main()
     finally:
         sys.argv = saved
+
+
+def refusal(capsys, argv: list[str], entry: str = "stylegan.train") -> str:
+    """Run the console script's ``main()`` in-process (:func:`in_process`) with ``argv`` (``argv[0]``: any program
+    name); it must stop with exit code 2 and no traceback. Returns its one ``<script>: error:`` line."""
+    import pytest
+
+    prog = PROGS[entry]
+    with pytest.raises(SystemExit) as exit_info:
+        in_process(*argv[1:], entry=entry)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2, err[-3000:]
     assert "Traceback" not in err, err[-3000:]

@@ -256,7 +256,7 @@ def test_ddp_ranks_sum_the_statistics_and_agree_on_p(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_rank_observes, args=(port, str(tmp_path)), nprocs=2)
+    mp.start_processes(_rank_observes, args=(port, str(tmp_path)), nprocs=2, start_method="fork")  # no re-imports
     r0, r1 = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
     assert torch.equal(r0["p"], r1["p"]) and torch.equal(r0["rt"], r1["rt"])
     assert float(r0["rt"]) == pytest.approx(4 / 12) and float(r0["p"]) == pytest.approx(0.5 - 12 / 100)

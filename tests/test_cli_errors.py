@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from sweeping import QUICK, refusal, run_env
+from sweeping import QUICK, in_process, refusal
 
 
 def _cli(capsys, run_dir: Path, *overrides: str) -> str:
@@ -24,9 +22,7 @@ def _cli(capsys, run_dir: Path, *overrides: str) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("trained")
-    out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=csv", f"hydra.run.dir={run}"],
-                         env=run_env(), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    in_process(*QUICK, "logger=csv", f"hydra.run.dir={run}")
     return run / "checkpoints" / "last.ckpt"
 
 

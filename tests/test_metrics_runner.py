@@ -149,8 +149,9 @@ def _worker(rank: int, world: int, init: str, out: str, cache_dir: str) -> None:
 @pytest.mark.slow
 def test_two_gloo_processes_give_exactly_the_single_process_result(tmp_path):
     """50 images in batches of 8: 7 batches, 4 on rank 0 and 3 on rank 1, the last one short."""
-    mp.spawn(_worker, args=(2, f"file://{tmp_path / 'pg'}", str(tmp_path / "out"), str(tmp_path / "cache2")),
-             nprocs=2, join=True)
+    # forked: the processes start with this one's imports (spawned ones spent ~5 s each importing them again)
+    mp.start_processes(_worker, args=(2, f"file://{tmp_path / 'pg'}", str(tmp_path / "out"), str(tmp_path / "cache2")),
+                       nprocs=2, join=True, start_method="fork")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers: PPL's 1e-4 differences magnify any change of summation order
     try:

@@ -16,7 +16,7 @@ import torch
 
 from stylegan.evaluate import load_generator
 from stylegan.official import export_official
-from sweeping import refusal
+from sweeping import in_process, refusal
 
 ROOT = Path(__file__).resolve().parents[1]
 PIX = "{_target_:metrics_testing.PixelFeatures}"
@@ -40,7 +40,7 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
-    _run("stylegan.train", "experiment=smoke", f"hydra.run.dir={run}", "total_kimg=0.128", *DATA, "metrics=fid",
+    in_process("experiment=smoke", f"hydra.run.dir={run}", "total_kimg=0.128", *DATA, "metrics=fid",
          "callbacks.metrics.metrics=[fid64_full,kid64_full]", "callbacks.metrics.every_kimg=0.064",
          f"callbacks.metrics.feature_extractor={PIX}", f"callbacks.metrics.cache_dir={run / 'cache'}",
          "callbacks.metrics.batch_size=32")
@@ -81,7 +81,7 @@ def test_evaluate_reproduces_the_logged_value_from_our_checkpoint_and_official_w
               f"cache_dir={trained / 'cache'}", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}"]
     records = []
     for ckpt, name in ((trained / "checkpoints" / "best.ckpt", "ours.json"), (official, "official.json")):
-        _run("stylegan.evaluate", f"ckpt={ckpt}", f"output={tmp_path / name}", *common)
+        in_process(f"ckpt={ckpt}", f"output={tmp_path / name}", *common, entry="stylegan.evaluate")
         records.append(json.loads((tmp_path / name).read_text()))
     ours, theirs = records
     assert ours["results"]["fd64_full@pixproj"] == pytest.approx(state["best"], rel=1e-12)
@@ -122,9 +122,10 @@ def test_ddp_training_metrics_equal_a_single_process_evaluation(tmp_path):
     best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     kimg = best["stylegan"]["cur_nimg"] / 1000
     (row,) = [r for r in logged if float(r["kimg"]) == kimg]
-    _run("stylegan.evaluate", f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"output={tmp_path / 'e.json'}", *DATA,
-         "metric_names=[fid64_full,kid64_full]", f"feature_extractor={PIX}", "batch_size=32",
-         f"cache_dir={tmp_path / 'fresh_cache'}", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}")
+    in_process(f"ckpt={run / 'checkpoints' / 'best.ckpt'}", f"output={tmp_path / 'e.json'}", *DATA,
+               "metric_names=[fid64_full,kid64_full]", f"feature_extractor={PIX}", "batch_size=32",
+               f"cache_dir={tmp_path / 'fresh_cache'}", "progress=false", f"hydra.run.dir={tmp_path / 'hydra'}",
+               entry="stylegan.evaluate")
     results = json.loads((tmp_path / "e.json").read_text())["results"]
     assert results["fd64_full@pixproj"] == float(row["metrics/fd64_full@pixproj"])
     assert results["kd64_full@pixproj"] == float(row["metrics/kd64_full@pixproj"])

@@ -6,9 +6,6 @@ of experiment=config_a."""
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -17,6 +14,7 @@ from naive_ops import DT, assert_rel_close, conv2d_ref, conv_up2_ref, fir_taps, 
 from stylegan.networks import Generator
 from stylegan.networks.style_blocks import RevisedLayer
 from stylegan.networks.stylegan1 import StyleGAN1Block, StyleGAN1Layer
+from sweeping import in_process
 
 I, O, W_DIM, N = 3, 4, 5, 2
 TINY = dict(z_dim=8, w_dim=8, img_channels=1, channel_base=64, channel_max=8, mapping_kwargs={"num_layers": 2})
@@ -230,12 +228,8 @@ def test_hydra_config_a_scale_cpu_runs(tmp_path):
     """The real entry point: experiment=config_a scale=cpu builds StyleGAN1's G and trains it with the official
     minibatch at 8x8 (256: one iteration passes total_kimg=0.032); on MNIST's labels, conditioned as the TF code
     (LabelConcat in G's mapping, D's label switch)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
-    cmd = [sys.executable, "-m", "stylegan.train", "experiment=config_a", "scale=cpu", "total_kimg=0.032",
-           "data.use_labels=true", "model.generator.c_dim=10",
-           f"hydra.run.dir={tmp_path}", "callbacks.progress.refresh_rate=0"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    in_process("experiment=config_a", "scale=cpu", "total_kimg=0.032", "data.use_labels=true",
+               "model.generator.c_dim=10", f"hydra.run.dir={tmp_path}", "callbacks.progress.refresh_rate=0")
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (ckpt["stylegan"]["iteration"], ckpt["stylegan"]["cur_nimg"], ckpt["stylegan"]["lod"]) == (1, 256, 2.0)
     state = ckpt["state_dict"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from sweeping import FD, METRIC, QUICK, logged_last, run_env, sweep, wandb_run
+from sweeping import FD, METRIC, QUICK, in_process, logged_last, run_env, sweep, wandb_run
 from wandb_records import records
 
 pytestmark = pytest.mark.xdist_group("grid")  # the session sweep grid: one worker builds it (conftest)
@@ -128,9 +128,7 @@ def test_optuna_search_minimises_the_logged_metric(tmp_path):
 def test_tensorboard_logger_gets_scalars_grids_and_hparams(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=[csv,tensorboard]",
-                          f"hydra.run.dir={tmp_path}"], env=run_env(), capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    in_process(*QUICK, "logger=[csv,tensorboard]", f"hydra.run.dir={tmp_path}")
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
     tags = events.Tags()

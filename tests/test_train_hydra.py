@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 
 from stylegan.networks import Discriminator, Generator
 from stylegan.networks.style_blocks import AdaINLayer, SynthesisLayer
-from sweeping import kill_at_checkpoint, refusal, train_process
+from sweeping import in_process, kill_at_checkpoint, refusal, train_process
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = ["model.generator.channel_base=64", "model.generator.channel_max=8", "model.generator.z_dim=8",
@@ -63,7 +63,7 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def test_entry_point_trains_and_writes_outputs(tmp_path):
-    _run(tmp_path, "total_kimg=0.128")
+    in_process("experiment=smoke", f"hydra.run.dir={tmp_path}", "total_kimg=0.128")
     samples = sorted(p.name for p in (tmp_path / "samples").glob("*.png"))
     assert "reals.png" in samples and "fakes_final.png" in samples and len(samples) >= 3
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -74,7 +74,7 @@ def test_entry_point_trains_and_writes_outputs(tmp_path):
 
 def test_bf16_mixed_precision_trains(tmp_path):
     """bf16 autocast for the main passes; R1 and path length run in float32; weights stay finite."""
-    _run(tmp_path, "total_kimg=0.128", "trainer.precision=bf16-mixed")
+    in_process("experiment=smoke", f"hydra.run.dir={tmp_path}", "total_kimg=0.128", "trainer.precision=bf16-mixed")
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["stylegan"]["cur_nimg"] == 128 and not ckpt["stylegan"]["nan_skips"]
     weights = ckpt["state_dict"]
