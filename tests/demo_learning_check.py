@@ -10,8 +10,6 @@ samples, and the effective number of classes (see ``mnist_judge.judge``).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from mnist_judge import DigitNet, judge, pixel_w1, train_judge
 from stylegan.data import ImageDataModule
 from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
+from sweeping import in_process
 
 
 @torch.no_grad()
@@ -46,11 +45,8 @@ def demo_judge() -> tuple[DigitNet, torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def measure(run_dir: Path, kimg: float, overrides: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
-    cmd = [sys.executable, "-m", "stylegan.train", "experiment=mnist_demo", f"hydra.run.dir={run_dir}",
-           f"total_kimg={kimg}", "callbacks.samples.every_kimg=1000", "callbacks.progress.refresh_rate=0", *overrides]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    in_process("experiment=mnist_demo", f"hydra.run.dir={run_dir}", f"total_kimg={kimg}",
+               "callbacks.samples.every_kimg=1000", "callbacks.progress.refresh_rate=0", *overrides)
     G, trained_kimg = load_generator(run_dir / "checkpoints" / "last.ckpt")  # its G_ema
     assert trained_kimg >= kimg
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -46,4 +48,19 @@ def test_folder_yaml(tmp_path: Path) -> None:
     cfg.source, cfg.resolution = str(tmp_path / "imgs"), 16
     dm = instantiate(cfg)
     dm.setup()
-    assert dm.num_images == 3 and dm.channels == 3 and dm.num_workers == 4
+    assert dm.num_images == 3 and dm.channels == 3 and 1 <= dm.num_workers <= 4
+
+
+def test_folder_workers_fit_the_machine(tmp_path: Path) -> None:
+    """``num_workers: ${sg.cpu_workers:4}``: 4, capped at the usable CPUs, so that torch's DataLoader does not warn
+    about more workers than cores (it did on every run of a 2-core machine)."""
+    cfg = OmegaConf.load(CONF / "folder.yaml")
+    image_folder(tmp_path / "imgs", n=8, size=16)
+    cfg.source, cfg.resolution, cfg.batch_size = str(tmp_path / "imgs"), 16, 4
+    dm = instantiate(cfg)
+    assert dm.num_workers == min(4, len(os.sched_getaffinity(0)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images, _ = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 3, 16, 16)
+    assert not [w for w in caught if "worker" in str(w.message)], [str(w.message) for w in caught]
