@@ -8,7 +8,8 @@
 #   .venv/bin/pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3      # hydra's parser: an sdist on PyPI
 # Then on the device (the `run` tool): carry [".whl", ".official"], command `bash benchmarks/gpu_check.sh A`, and
 # at once (warm machine) `bash benchmarks/gpu_check.sh B`. Logs and JSON land in $OUT.
-#   A: train_throughput paper256 and cifar (fp32, bf16) beside the official loop (its fp16 in 4 blocks)
+#   A: train_throughput paper256 and cifar (fp32, bf16) beside the official loop (its fp16 in 4 blocks); the top
+#      ops of paper256 (torch.profiler, in tp_paper256.txt)
 #   B: the 3x3 grid at 256 (bf16), channels_last against NCHW, FID50k with cached real statistics, cost growth
 set -u
 stage=${1:?stage A or B}
@@ -35,7 +36,7 @@ step() {
 case $stage in
 A)
     step 270 tp_paper256 benchmarks/train_throughput.py --case paper256 --device cuda --cycles 2 \
-        --precision 32-true bf16-mixed --official "$official" --json "$out/tp_paper256.json"
+        --precision 32-true bf16-mixed --official "$official" --profile --json "$out/tp_paper256.json"
     step 240 tp_cifar benchmarks/train_throughput.py --case cifar --device cuda --cycles 2 \
         --precision 32-true bf16-mixed --official "$official" --json "$out/tp_cifar.json"
     ;;

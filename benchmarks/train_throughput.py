@@ -157,10 +157,12 @@ class FlopCount(TorchDispatchMode):
 
 class Meter(L.Callback):
     """Counts FLOPs over iterations [0, cycle), probes host syncs over [cycle, 2 cycle) on CUDA, times
-    [2 cycle, (2 + cycles) cycle) and then stops the run."""
+    [2 cycle, (2 + cycles) cycle), with ``profile`` runs ``torch.profiler`` over one more cycle, then stops the run."""
 
-    def __init__(self, cycle: int, cycles: int, device: str) -> None:
-        self.cycle, self.cycles, self.device = cycle, cycles, device
+    def __init__(self, cycle: int, cycles: int, device: str, profile: bool = False) -> None:
+        self.cycle, self.cycles, self.device, self.profile = cycle, cycles, device, profile
+        self.profile_table = ""
+        self._profiler = None
         self.seen = 0
         self.flops = 0
         self.syncs: list[str] = []
@@ -185,7 +187,13 @@ class Meter(L.Callback):
             if self.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             self._t0 = time.perf_counter()
-        if i >= 2 * c:
+        elif i == (2 + self.cycles) * c and self.profile:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if self.device == "cuda":
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self._profiler = torch.profiler.profile(activities=activities)
+            self._profiler.__enter__()
+        if 2 * c <= i < (2 + self.cycles) * c:
             self.images += batch[0].shape[0]
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -202,6 +210,12 @@ class Meter(L.Callback):
             _sync(self.device)
             self.seconds = time.perf_counter() - self._t0
             self.peak = peak_memory(self.device)
+            trainer.should_stop = not self.profile
+        elif i == (3 + self.cycles) * c and self._profiler is not None:
+            _sync(self.device)
+            self._profiler.__exit__(None, None, None)
+            key = "self_cuda_time_total" if self.device == "cuda" else "self_cpu_time_total"
+            self.profile_table = self._profiler.key_averages().table(sort_by=key, row_limit=25)
             trainer.should_stop = True
 
 
@@ -222,11 +236,11 @@ def loader_alone(cfg: DictConfig, batches: int) -> float:
     return n / (time.perf_counter() - t)
 
 
-def run_ours(cfg: DictConfig, cycles: int, device: str, out: Path) -> tuple[Meter, L.LightningModule]:
+def run_ours(cfg: DictConfig, cycles: int, device: str, out: Path, profile: bool) -> tuple[Meter, L.LightningModule]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     model = instantiate(cfg.model)
-    meter = Meter(lazy_cycle(cfg), cycles, device)
+    meter = Meter(lazy_cycle(cfg), cycles, device, profile)
     trainer = instantiate(cfg.trainer, default_root_dir=str(out), callbacks=[meter], logger=False,
                           enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=instantiate(cfg.data))
@@ -237,7 +251,9 @@ def measure(case: Case, args, precision: str, data_root: Path, peak: float, offi
     cfg = compose_config(case, args.set, args.device, precision)
     res = int(cfg.data.resolution)
     cfg.data.source = str(synthetic_dataset(data_root, res, int(cfg.data.channels)))
-    meter, model = run_ours(cfg, args.cycles, args.device, data_root / "run")
+    meter, model = run_ours(cfg, args.cycles, args.device, data_root / "run", args.profile)
+    if meter.profile_table:
+        print(f"torch.profiler, one lazy cycle after the timed ones ({case.name}, {precision}):\n{meter.profile_table}")
     row = {"case": case.name, "precision": precision, "resolution": res, "batch": int(cfg.data.batch_size),
            "img_per_s": meter.images / meter.seconds, "sec_per_kimg": meter.seconds / meter.images * 1000,
            "peak_GiB": meter.peak / 2**30, "flops_per_img": meter.flops / (meter.cycle * int(cfg.data.batch_size)),
@@ -281,6 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-format", choices=["channels_last", "contiguous"], default="channels_last",
                    help="the networks' conv stacks in NHWC (default) or NCHW")
     p.add_argument("--loader-batches", type=int, default=20)
+    p.add_argument("--profile", action="store_true", help="print the top ops of one more lazy cycle (torch.profiler)")
     p.add_argument("--official", help="a stylegan2-ada-pytorch checkout: time its loop beside ours")
     p.add_argument("--official-fp16-res", type=int, default=None, help="default: 4 on CUDA, 0 on CPU")
     p.add_argument("--data-root", help="where the synthetic datasets are kept (default: a temporary folder)")
