@@ -34,12 +34,7 @@ from stylegan.evaluate import load_generator
 from stylegan.metrics.generate import LabelSampler, generated_batches
 from stylegan.metrics.runner import MetricRunner, Networks
 from stylegan.utils.resolvers import register as register_resolvers
-from train_throughput import Case, compose_config, synthetic_dataset  # benchmarks/ (the script's folder)
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
+from train_throughput import Case, compose_config, synchronize, synthetic_dataset  # benchmarks/ (the script's folder)
 
 
 def extractor(args, tmp: Path) -> torch.nn.Module:
@@ -90,10 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repeats):
             runner = MetricRunner([metric], Networks(features=net), str(tmp / "cache"), batch_size=args.batch,
                                   progress=False)  # a new runner: the statistics come from the disk cache
-            _sync(args.device)
+            synchronize(args.device)
             t = time.perf_counter()
             value = runner.run(G, dm, args.device)
-            _sync(args.device)
+            synchronize(args.device)
             warm = time.perf_counter() - t
             assert runner.extraction_calls == 0, "the real statistics were not taken from the cache"
             t = time.perf_counter()
@@ -101,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                 for _img in generated_batches(G, args.num, args.batch, 0, LabelSampler(None, G.c_dim),
                                               torch.device(args.device)):
                     pass
-            _sync(args.device)
+            synchronize(args.device)
             rows.append({"metric_s": warm, "generation_s": time.perf_counter() - t, "value": value})
     dev = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {dev}, torch {torch.__version__}: {metric}, G {args.experiment} "

@@ -94,7 +94,7 @@ def run_official(official, model, cfg, cycles: int, device: str, fp16_res: int) 
     ``cycles`` timed ones, fed by a fresh instance of the same training loader."""
     from hydra.utils import instantiate
 
-    from train_throughput import lazy_cycle, peak_memory
+    from train_throughput import lazy_cycle, peak_memory, synchronize
 
     G, D = build_networks(official, model, fp16_res, device)
     G_ema = copy.deepcopy(G).eval()
@@ -106,16 +106,15 @@ def run_official(official, model, cfg, cycles: int, device: str, fp16_res: int) 
     cur_nimg, images, t0 = 0, 0, 0.0
     for i in range((2 + cycles) * cycle):
         if i == 2 * cycle:
+            synchronize(device)
             if device == "cuda":
-                torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
         real, real_c = (x.to(device, non_blocking=True) for x in next(batches))
         iteration(phases, loss, G, G_ema, real, real_c, i, cur_nimg, ema_kimg, cfg.model.get("ema_rampup"))
         cur_nimg += real.shape[0]
         images += real.shape[0] if i >= 2 * cycle else 0
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     seconds = time.perf_counter() - t0
     return {"img_per_s": images / seconds, "sec_per_kimg": seconds / images * 1000,
             "peak_GiB": peak_memory(device) / 2**30 if device == "cuda" else None, "fp16_res": fp16_res}

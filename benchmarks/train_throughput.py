@@ -118,16 +118,16 @@ def matmul_peak(device: str, seconds: float = 2.0) -> tuple[float, str]:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     best, start = 0.0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        _sync(device)
+        synchronize(device)
         t = time.perf_counter()
         for _ in range(5):
             a @ b
-        _sync(device)
+        synchronize(device)
         best = max(best, 5 * 2 * n**3 / (time.perf_counter() - t))
     return best, f"{str(dtype).removeprefix('torch.')} {n}^3 matmul"
 
 
-def _sync(device: str) -> None:
+def synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -183,7 +183,7 @@ class Meter(L.Callback):
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
         elif i == 2 * c:
-            _sync(self.device)
+            synchronize(self.device)
             if self.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             self._t0 = time.perf_counter()
@@ -207,12 +207,12 @@ class Meter(L.Callback):
             self._catch.__exit__(None, None, None)
             self.syncs = [str(w.message).splitlines()[0] for w in self._records if "synchroniz" in str(w.message)]
         elif i == (2 + self.cycles) * c:
-            _sync(self.device)
+            synchronize(self.device)
             self.seconds = time.perf_counter() - self._t0
             self.peak = peak_memory(self.device)
             trainer.should_stop = not self.profile
         elif i == (3 + self.cycles) * c and self._profiler is not None:
-            _sync(self.device)
+            synchronize(self.device)
             self._profiler.__exit__(None, None, None)
             key = "self_cuda_time_total" if self.device == "cuda" else "self_cpu_time_total"
             self.profile_table = self._profiler.key_averages().table(sort_by=key, row_limit=25)

@@ -88,7 +88,8 @@ def wandb_run(job: Path):
 def train_process(*args: str, wait: bool = True, timeout: float = 300) -> subprocess.Popen:
     """``python -m stylegan.train *args`` in a session of its own (so that :func:`kill_at_checkpoint` reaches every
     DDP rank); ``wait``: until it ends, which must be with exit code 0."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK", "GROUP_RANK"))}
     proc = subprocess.Popen([sys.executable, "-m", "stylegan.train", *args], env={**env, "PYTHONHASHSEED": "0"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if wait:

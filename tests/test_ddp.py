@@ -10,15 +10,12 @@ this checks DDP's gradient averaging in all four phases and the all-reduced path
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from sweeping import in_process
+from sweeping import in_process, train_process
 
 COMMON = ["experiment=smoke", "model.draws=global", "model.generator.use_noise=false",
           "model.discriminator.mbstd_num_channels=0", "trainer.precision=64-true", "loss.d_reg_interval=2",
@@ -30,11 +27,7 @@ def _train(run_dir: Path, *overrides: str) -> dict:
     """DDP in real processes (Lightning starts rank 1 as a copy of rank 0's command); one process in this one."""
     args = [f"hydra.run.dir={run_dir}", *COMMON, *overrides]
     if "trainer=ddp_sim" in overrides:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK", "GROUP_RANK"))}
-        out = subprocess.run([sys.executable, "-m", "stylegan.train", *args], env={**env, "PYTHONHASHSEED": "0"},
-                             capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+        train_process(*args, timeout=600)
     else:
         in_process(*args)
     return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)

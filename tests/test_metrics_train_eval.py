@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,22 +15,15 @@ import torch
 
 from stylegan.evaluate import load_generator
 from stylegan.official import export_official
-from sweeping import in_process, refusal
+from sweeping import in_process, refusal, run_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PIX = "{_target_:metrics_testing.PixelFeatures}"
 DATA = ["data.max_images=256"]
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
-    return {**env, "PYTHONHASHSEED": "0"}
-
-
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", module, *args], env=_env(), capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", module, *args], env=run_env(), capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     return out
