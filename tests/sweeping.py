@@ -11,6 +11,9 @@ import sys
 import time
 from pathlib import Path
 
+# the entry points are imported here, at collection, not first inside a test (see in_process)
+import stylegan.evaluate
+import stylegan.train  # noqa: F401
 from wandb_records import records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +31,9 @@ PROGS = {"stylegan.train": "stylegan-train", "stylegan.evaluate": "stylegan-eval
 def in_process(*args: str, entry: str = "stylegan.train"):
     """The console script's ``main()`` (``entry``: ``stylegan.train`` or ``stylegan.evaluate``) run in this process
     with ``args`` as its command line: the real entry point without a new interpreter's ~5 s of imports. Returns
-    what ``main()`` returns; an exit (``SystemExit``) propagates."""
+    what ``main()`` returns; an exit (``SystemExit``) propagates. The entry modules are imported with this module:
+    Lightning binds its log handler to the ``sys.stderr`` of its first import, and a test's ``capsys`` stream is
+    closed once that test ends (the next run's "Seed set to 0" then printed a logging traceback)."""
     import importlib
 
     main = importlib.import_module(entry).main

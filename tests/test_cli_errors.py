@@ -41,6 +41,19 @@ def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert not (tmp_path / "run" / "checkpoints").exists()  # stopped before training wrote anything
 
 
+@pytest.mark.parametrize("env", [{"LOCAL_RANK": "1"}, {"SLURM_LOCALID": "3"}])
+def test_the_other_ranks_of_a_machine_exit_2_without_repeating_the_line(tmp_path, capsys, monkeypatch, env):
+    """Under DDP every rank meets the same bad input: only the first process of a machine (LOCAL_RANK / srun's
+    SLURM_LOCALID 0 or unset) prints the line; all exit with code 2 (the line printed twice before)."""
+    assert "total_kimg=0 must be > 0" in _cli(capsys, tmp_path / "first", "total_kimg=0")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exit_info:
+        in_process(*QUICK, "logger=csv", f"hydra.run.dir={tmp_path / 'other'}", "total_kimg=0")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "error:" not in err and "Traceback" not in err, err[-2000:]
+
+
 @pytest.mark.parametrize("sub", ["", "/run"])
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
 def test_output_dir_that_is_a_file_is_one_line(tmp_path, capsys, key, sub):

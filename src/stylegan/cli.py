@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import re
+import sys
+from typing import NoReturn
 
 from hydra.errors import InstantiationException
 
@@ -26,6 +29,19 @@ def bad_input_line(e: BaseException, extra: tuple[type[BaseException], ...] = ()
         named = key is None or cause.startswith(key.group(1).rsplit(".", 1)[-1] + ".")  # "loss.x ..." for model.loss
         return cause if named else f"{key.group(1)}: {cause}"
     return None
+
+
+def first_process_on_node() -> bool:
+    """False in the other processes of a multi-process launch on this machine (Lightning's DDP children and
+    torchrun set LOCAL_RANK, srun SLURM_LOCALID): they meet the same bad input as the first and stay quiet."""
+    return os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0")) in ("", "0")
+
+
+def refuse(prog: str, line: str) -> NoReturn:
+    """``<prog>: error: <line>`` on stderr (once per machine under DDP, not once per rank), exit code 2."""
+    if first_process_on_node():
+        print(f"{prog}: error: {line}", file=sys.stderr)
+    sys.exit(2)
 
 
 def freeze_heap() -> None:

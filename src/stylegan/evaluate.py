@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import bad_input_line, freeze_heap
+from .cli import bad_input_line, freeze_heap, refuse
 from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.runner import MetricRunner, build_networks
@@ -153,8 +153,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         line = bad_input_line(e, (EvaluateError,))
         if line is None:
             raise
-        print(f"stylegan-evaluate: error: {line}", file=sys.stderr)
-        sys.exit(2)
+        refuse("stylegan-evaluate", line)
     print(json.dumps(record["results"]))
 
 

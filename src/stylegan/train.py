@@ -114,8 +114,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             return math.nan
         if line is None:
             raise
-        print(f"stylegan-train: error: {line}", file=sys.stderr)
-        sys.exit(2)
+        cli.refuse("stylegan-train", line)
 
 
 def main() -> float | None:
