@@ -59,9 +59,15 @@ def refusal(capsys, argv: list[str], entry: str = "stylegan.train") -> str:
     return line
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without W&B settings and without a launcher's rank variables (a child run must not
+    believe it is a rank of some other job)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK", "GROUP_RANK"))}
+
+
 def run_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK"))}
+    env = clean_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests"), env.get("PYTHONPATH", "")])
     return {**env, "PYTHONHASHSEED": "0", "WANDB_MODE": "offline", **extra}
 
@@ -93,9 +99,7 @@ def wandb_run(job: Path):
 def train_process(*args: str, wait: bool = True, timeout: float = 300) -> subprocess.Popen:
     """``python -m stylegan.train *args`` in a session of its own (so that :func:`kill_at_checkpoint` reaches every
     DDP rank); ``wait``: until it ends, which must be with exit code 0."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD", "MASTER_", "NODE_RANK", "GROUP_RANK"))}
-    proc = subprocess.Popen([sys.executable, "-m", "stylegan.train", *args], env={**env, "PYTHONHASHSEED": "0"},
+    proc = subprocess.Popen([sys.executable, "-m", "stylegan.train", *args], env={**clean_env(), "PYTHONHASHSEED": "0"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if wait:
         out, _ = proc.communicate(timeout=timeout)

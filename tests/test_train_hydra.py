@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from hydra.utils import instantiate
 
 from stylegan.networks import Discriminator, Generator
 from stylegan.networks.style_blocks import AdaINLayer, SynthesisLayer
-from sweeping import in_process, kill_at_checkpoint, refusal, train_process
+from sweeping import clean_env, in_process, kill_at_checkpoint, refusal, train_process
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 TINY = ["model.generator.channel_base=64", "model.generator.channel_max=8", "model.generator.z_dim=8",
@@ -122,8 +121,7 @@ def test_exact_resume_after_sigkill_under_ddp(tmp_path, draws):
 def test_console_scripts_find_the_configs_from_any_directory(tmp_path, script, args, expected):
     """The installed entry points (not only ``python -m``) compose conf/ when started outside the repository."""
     exe = Path(sys.executable).parent / script
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB", "LOCAL_RANK", "RANK", "WORLD"))}
-    out = subprocess.run([str(exe), *args, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=env,
+    out = subprocess.run([str(exe), *args, f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env=clean_env(),
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2, out.stderr[-2000:]
     assert expected in out.stderr and "Traceback" not in out.stderr
