@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 18's GPU figures in two prepared device runs of <= 10 minutes each (a session is lent 15 minutes in all).
+# Issue 18's GPU figures in three prepared device runs of <= 10 minutes each. A session is lent 15 minutes in all,
+# about two of them: A first, then B or C; the rest in a later session.
 #
 # Prepare here, once per session (both folders are git-ignored and travel with `carry`):
 #   git clone https://github.com/NVlabs/stylegan2-ada-pytorch .official/stylegan2-ada-pytorch   # or extract it
@@ -7,12 +8,14 @@
 #       --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.2 omegaconf==2.3.0 torch-fidelity==0.3.0
 #   .venv/bin/pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3      # hydra's parser: an sdist on PyPI
 # Then on the device (the `run` tool): carry [".whl", ".official"], command `bash benchmarks/gpu_check.sh A`, and
-# at once (warm machine) `bash benchmarks/gpu_check.sh B`. Logs and JSON land in $OUT.
+# at once (warm machine) `bash benchmarks/gpu_check.sh B` (or C). Logs and JSON land in $OUT.
 #   A: train_throughput paper256 and cifar (fp32, bf16) beside the official loop (its fp16 in 4 blocks); the top
 #      ops of paper256 (torch.profiler, in tp_paper256.txt)
 #   B: the 3x3 grid at 256 (bf16), channels_last against NCHW, FID50k with cached real statistics, cost growth
+#   C: model.compile (torch.compile of the main phases) off / default / max-autotune-no-cudagraphs on paper256, bf16,
+#      beside the official loop (compilation happens in the untimed first cycles)
 set -u
-stage=${1:?stage A or B}
+stage=${1:?stage A, B or C}
 out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -49,8 +52,13 @@ B)
     step 90 cost_growth benchmarks/cost_growth.py --device cuda --res 256 512 1024 --batch 4 16 32 \
         --json "$out/cost_growth.json"
     ;;
+C)
+    step 420 tp_compile benchmarks/train_throughput.py --case paper256 --device cuda --cycles 2 \
+        --precision bf16-mixed --compile off on max-autotune-no-cudagraphs --official "$official" \
+        --json "$out/tp_compile.json"
+    ;;
 *)
-    echo "stage must be A or B" >&2
+    echo "stage must be A, B or C" >&2
     exit 2
     ;;
 esac

@@ -82,11 +82,13 @@ def cases(names: list[str]) -> list[Case]:
     return out
 
 
-def compose_config(case: Case, extra: list[str], device: str, precision: str) -> DictConfig:
-    """The case's training config on ``data=folder`` (its ``data.source`` is set once the synthetic data exists)."""
+def compose_config(case: Case, extra: list[str], device: str, precision: str, compile_mode: str = "off") -> DictConfig:
+    """The case's training config on ``data=folder`` (its ``data.source`` is set once the synthetic data exists);
+    ``compile_mode``: ``model.compile`` (off: null, on: true, else a torch.compile mode)."""
+    compiled = {"off": "null", "on": "true"}.get(compile_mode, compile_mode)
     overrides = ["data=folder", "data.source=synthetic", f"experiment={case.experiment}",
                  f"trainer={'gpu' if device == 'cuda' else 'cpu'}", f"trainer.precision={precision}", "logger=none",
-                 "metrics=none", *case.overrides, *extra]
+                 "metrics=none", "total_kimg=1000000", f"model.compile={compiled}", *case.overrides, *extra]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose(config_name="train", overrides=overrides)
 
@@ -247,14 +249,15 @@ def run_ours(cfg: DictConfig, cycles: int, device: str, out: Path, profile: bool
     return meter, model
 
 
-def measure(case: Case, args, precision: str, data_root: Path, peak: float, official) -> dict:
-    cfg = compose_config(case, args.set, args.device, precision)
+def measure(case: Case, args, precision: str, compile_mode: str, data_root: Path, peak: float, official) -> dict:
+    cfg = compose_config(case, args.set, args.device, precision, compile_mode)
     res = int(cfg.data.resolution)
     cfg.data.source = str(synthetic_dataset(data_root, res, int(cfg.data.channels)))
     meter, model = run_ours(cfg, args.cycles, args.device, data_root / "run", args.profile)
     if meter.profile_table:
         print(f"torch.profiler, one lazy cycle after the timed ones ({case.name}, {precision}):\n{meter.profile_table}")
-    row = {"case": case.name, "precision": precision, "resolution": res, "batch": int(cfg.data.batch_size),
+    row = {"case": case.name, "precision": precision, "compile": compile_mode, "resolution": res,
+           "batch": int(cfg.data.batch_size),
            "img_per_s": meter.images / meter.seconds, "sec_per_kimg": meter.seconds / meter.images * 1000,
            "peak_GiB": meter.peak / 2**30, "flops_per_img": meter.flops / (meter.cycle * int(cfg.data.batch_size)),
            "host_syncs_per_iter": len(meter.syncs) / meter.cycle if args.device == "cuda" else None,
@@ -275,14 +278,15 @@ def measure(case: Case, args, precision: str, data_root: Path, peak: float, offi
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| round | case | precision | batch | img/s | sec/kimg | peak GiB | GFLOP/img | TFLOP/s | MFU "
-            "| loader img/s | official sec/kimg | ours/official speed |\n" + "|---" * 13 + "|")
+    head = ("| round | case | precision | compile | batch | img/s | sec/kimg | peak GiB | GFLOP/img | TFLOP/s | MFU "
+            "| loader img/s | official sec/kimg | ours/official speed |\n" + "|---" * 14 + "|")
     lines = [head]
     for r in rows:
         off = (f"{r['official_sec_per_kimg']:.2f} | {r['speedup']:.2f}x" if "speedup" in r else "- | -")
-        lines.append(f"| {r['round']} | {r['case']} | {r['precision']} | {r['batch']} | {r['img_per_s']:.3g} | "
-                     f"{r['sec_per_kimg']:.3g} | {r['peak_GiB']:.2f} | {r['flops_per_img'] / 1e9:.3g} | "
-                     f"{r['tflops']:.3g} | {r['mfu']:.1%} | {r['loader_img_per_s']:.3g} | {off} |")
+        lines.append(f"| {r['round']} | {r['case']} | {r['precision']} | {r['compile']} | {r['batch']} | "
+                     f"{r['img_per_s']:.3g} | {r['sec_per_kimg']:.3g} | {r['peak_GiB']:.2f} | "
+                     f"{r['flops_per_img'] / 1e9:.3g} | {r['tflops']:.3g} | {r['mfu']:.1%} | "
+                     f"{r['loader_img_per_s']:.3g} | {off} |")
     return "\n".join(lines)
 
 
@@ -291,6 +295,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--case", nargs="+", default=["cifar"], help="paper256, cifar, grid (3x3 G x D at 256)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", nargs="+", default=["32-true"], help="trainer.precision values, e.g. bf16-mixed")
+    p.add_argument("--compile", nargs="+", default=["off"],
+                   help="model.compile values: off, on (inductor, default mode), or torch.compile modes")
     p.add_argument("--cycles", type=int, default=3, help="timed lazy cycles (16 iterations each by default)")
     p.add_argument("--rounds", type=int, default=1, help="repeat every measurement, interleaved (ours, official)")
     p.add_argument("--set", nargs="*", default=[], help="extra Hydra overrides, e.g. data.batch_size=16")
@@ -322,8 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data_root = Path(args.data_root or tmp)
-        for rnd, case, precision in itertools.product(range(args.rounds), cases(args.case), args.precision):
-            rows.append({"round": rnd + 1, **measure(case, args, precision, data_root, peak, official)})
+        for rnd, case, precision, mode in itertools.product(range(args.rounds), cases(args.case), args.precision,
+                                                            args.compile):
+            rows.append({"round": rnd + 1, **measure(case, args, precision, mode, data_root, peak, official)})
             print(json.dumps(rows[-1], default=float), flush=True)
     dev = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}, {dev}, torch {torch.__version__}, memory format "

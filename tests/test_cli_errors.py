@@ -35,6 +35,9 @@ def trained(tmp_path_factory) -> Path:
     (["loss.style_mixing_prob=7"], "error: loss.style_mixing_prob must be in [0, 1], got 7"),
     (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
     (["data.use_labels=true"], "data has c_dim=10 labels but the generator has c_dim=0: set model.generator.c_dim=10"),
+    (["model.compile=fast"], "error: model.compile.mode='fast' is not one of ('default', 'reduce-overhead'"),
+    (["model.compile={backend:nope}"], "error: model.compile.backend='nope' is not a torch.compile backend here: ["),
+    (["model.compile={speed:1}"], "error: model.compile.speed is not a torch.compile option here"),
 ])
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert expected in _cli(capsys, tmp_path / "run", *overrides)

@@ -35,6 +35,7 @@ from ..losses import (
     wgan_generator_loss,
 )
 from ..networks import Discriminator, Generator
+from .compile import PhaseCompiler, compile_options
 from .config import ConfigError, LossConfig, OptimConfig
 from .draws import Draws
 from .ema import ema_beta, update_ema
@@ -91,6 +92,7 @@ class StyleGAN2Module(L.LightningModule):
         freeze_d: int = 0,
         freeze_g_mapping: bool = False,
         progressive: ProgressiveConfig | dict | None = None,
+        compile: bool | str | dict | None = None,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite, on the device (counted, logged; guard.py); 'stop' raises.
@@ -99,7 +101,8 @@ class StyleGAN2Module(L.LightningModule):
         directions drawn for the global batch and sliced per rank: the run does not depend on the device count; see
         ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
         ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``.
-        ``progressive``: progressive growing (``training/progressive.py``; None: off)."""
+        ``progressive``: progressive growing (``training/progressive.py``; None: off). ``compile``: torch.compile of
+        the main phases' synthesis and D (``training/compile.py``; None: off)."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -112,6 +115,10 @@ class StyleGAN2Module(L.LightningModule):
         self.frozen_params = frozen_parameters(self.G, self.D, freeze_d, freeze_g_mapping)
         self.augment = augment
         self.progressive = progressive_config(progressive, generator, discriminator)
+        self.compiler = PhaseCompiler(compile_options(compile))
+        if self.compiler.options is not None and self.progressive is not None:
+            raise ConfigError("model.compile with model.progressive: the level of detail changes every step and "
+                              "would recompile G and D each time; set model.compile=null for progressive growing")
         self.draws = Draws(draws)
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
         self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
@@ -154,15 +161,16 @@ class StyleGAN2Module(L.LightningModule):
         c = real_c[torch.randperm(real_c.shape[0], device=real_c.device)[:n]] if self.G.c_dim else real_c[:n]
         return z, c
 
-    def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
+    def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False, compiled: bool = False):
+        """``compiled``: the main phases' compiled synthesis (model.compile; first-order gradients only)."""
         ws = self.G.mapping(z, c, update_emas=update_emas)
         ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob, self.draws)
         if torch.is_grad_enabled() and not ws.requires_grad:  # frozen mapping: path length still needs d img / d ws
             ws.requires_grad_(True)
-        return self.G.synthesis(ws), ws
+        return self.compiler("synthesis", self.G.synthesis, compiled)(ws), ws
 
-    def _run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.D(img if self.augment is None else self.augment(img), c)
+    def _run_D(self, img: torch.Tensor, c: torch.Tensor, compiled: bool = False) -> torch.Tensor:
+        return self.compiler("D", self.D, compiled)(img if self.augment is None else self.augment(img), c)
 
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
@@ -208,9 +216,9 @@ class StyleGAN2Module(L.LightningModule):
         reg, cfg = self.loss_cfg.path_length, self.loss_cfg
         self._train_only(self.G)
         z, c = self._latents(N, real_c)
-        img, _ = self._run_G(z, c)
+        img, _ = self._run_G(z, c, compiled=True)
         g_loss = wgan_generator_loss if cfg.gan == "wgan_gp" else generator_loss
-        losses = {"Gmain": g_loss(self._run_D(img, c))}
+        losses = {"Gmain": g_loss(self._run_D(img, c, compiled=True))}
         logs["loss/G"] = losses["Gmain"].detach()
         due = reg.due(self.iteration)
         if not (due and reg.with_main):
@@ -240,13 +248,13 @@ class StyleGAN2Module(L.LightningModule):
         self._train_only(self.D)
         z, c = self._latents(real.shape[0], real_c)
         with torch.no_grad():
-            fake, _ = self._run_G(z, c, update_emas=True)
+            fake, _ = self._run_G(z, c, update_emas=True, compiled=True)
         due = reg.due(self.iteration)
         with_main = due and reg.with_main
         real_in = real.detach().requires_grad_(with_main)
-        with self._fp32() if with_main else contextlib.nullcontext():
-            real_logits = self._run_D(real_in, real_c)
-        fake_logits = self._run_D(fake, c)
+        with self._fp32() if with_main else contextlib.nullcontext():  # R1 on this pass: eager (double backward)
+            real_logits = self._run_D(real_in, real_c, compiled=not with_main)
+        fake_logits = self._run_D(fake, c, compiled=True)
         if self.loss_cfg.gan == "wgan_gp":
             main = wgan_discriminator_loss(real_logits, fake_logits, self.loss_cfg.wgan_epsilon)
             losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, logs)}
