@@ -35,7 +35,8 @@ def trained(tmp_path_factory) -> Path:
     (["loss.style_mixing_prob=7"], "error: loss.style_mixing_prob must be in [0, 1], got 7"),
     (["ckpt_path=/no/such.ckpt"], "ckpt_path=/no/such.ckpt does not exist"),
     (["data.use_labels=true"], "data has c_dim=10 labels but the generator has c_dim=0: set model.generator.c_dim=10"),
-    (["model.compile=fast"], "error: model.compile.mode='fast' is not one of ('default', 'reduce-overhead'"),
+    (["model.compile=fast"], "error: model.compile.mode='fast' is not one of ('default', 'max-autotune-no-"),
+    (["model.compile=reduce-overhead"], "error: model.compile.mode='reduce-overhead' uses CUDA graphs"),
     (["model.compile={backend:nope}"], "error: model.compile.backend='nope' is not a torch.compile backend here: ["),
     (["model.compile={speed:1}"], "error: model.compile.speed is not a torch.compile option here"),
 ])

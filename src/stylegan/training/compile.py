@@ -18,7 +18,10 @@ import torch
 
 from .config import ConfigError
 
-MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+MODES = ("default", "max-autotune-no-cudagraphs")
+# CUDA graphs replay into the same output buffers, but D runs twice in a D step (reals, then fakes) and both
+# outputs stay alive until the loss: the second replay would overwrite the first (cudagraph trees' documented limit)
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 KEYS = ("backend", "mode", "fullgraph", "dynamic", "options")
 
 
@@ -44,6 +47,9 @@ def compile_options(value) -> dict | None:
     unknown = sorted(set(options) - set(KEYS))
     if unknown:
         raise ConfigError(f"model.compile.{unknown[0]} is not a torch.compile option here; use {KEYS}")
+    if options.get("mode") in CUDA_GRAPH_MODES:
+        raise ConfigError(f"model.compile.mode={options['mode']!r} uses CUDA graphs, whose replays overwrite the "
+                          f"outputs of D's first call in a D step (reals, then fakes): use one of {MODES}")
     if options.get("mode") is not None and options["mode"] not in MODES:
         raise ConfigError(f"model.compile.mode={options['mode']!r} is not one of {MODES}")
     if options.get("mode") is not None and options.get("options") is not None:
