@@ -35,26 +35,28 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-# 4 iterations of batch 8. (1, 2): path length in G's main step ("Gboth"), R1 in its own D step every 2nd iteration;
-# (2, 1): the reverse ("Dboth": R1 on the main real pass, which then runs eagerly).
-@pytest.mark.parametrize("g_reg,d_reg", [(1, 2), (2, 1)])
-def test_compiled_main_phases_train_the_eager_weights(tmp_path, g_reg, d_reg):
-    common = [*QUICK, "total_kimg=0.032", "logger=csv", f"loss.g_reg_interval={g_reg}",
-              f"loss.d_reg_interval={d_reg}"]
-    in_process(*common, f"hydra.run.dir={tmp_path / 'eager'}")
+def test_compiled_main_phases_train_the_eager_weights(tmp_path):
+    """4 iterations of batch 8 in two settings, each against an eager run. (1, 2): path length in G's main step
+    ("Gboth"), R1 in its own D step every 2nd iteration; (2, 1): the reverse ("Dboth": R1 on the main real pass,
+    which then runs eagerly). The second setting reuses the first one's compiled graphs (same shapes)."""
     torch._dynamo.reset()
-    RUNS.clear()
     try:
-        in_process(*common, f"hydra.run.dir={tmp_path / 'compiled'}", "model.compile={backend:stylegan_test_counting}")
+        for g_reg, d_reg in [(1, 2), (2, 1)]:
+            run = tmp_path / f"g{g_reg}d{d_reg}"
+            common = [*QUICK, "total_kimg=0.032", "logger=csv", f"loss.g_reg_interval={g_reg}",
+                      f"loss.d_reg_interval={d_reg}"]
+            in_process(*common, f"hydra.run.dir={run / 'eager'}")
+            RUNS.clear()
+            in_process(*common, f"hydra.run.dir={run / 'compiled'}", "model.compile={backend:stylegan_test_counting}")
+            # per iteration: G main (synthesis, D), D main (synthesis without grad, D on fakes) and D on the reals
+            # unless R1 shares that pass (d_reg 1); never the path-length or R1 passes
+            assert RUNS["graph calls"] == 4 * 4 + (0 if d_reg == 1 else 4), (g_reg, d_reg)
+            eager, compiled = _weights(run / "eager"), _weights(run / "compiled")
+            assert sorted(eager) == sorted(compiled)  # the compiled wrappers are not submodules
+            for key, value in eager.items():
+                torch.testing.assert_close(compiled[key], value, rtol=1e-5, atol=1e-6, msg=f"{key} {(g_reg, d_reg)}")
     finally:
         torch._dynamo.reset()
-    # per iteration: G main (synthesis, D), D main (synthesis without grad, D on fakes) and D on the reals unless R1
-    # shares that pass (d_reg 1); never the path-length or R1 passes
-    assert RUNS["graph calls"] == 4 * 4 + (0 if d_reg == 1 else 4)
-    eager, compiled = _weights(tmp_path / "eager"), _weights(tmp_path / "compiled")
-    assert sorted(eager) == sorted(compiled)  # the compiled wrappers are not submodules
-    for key, value in eager.items():
-        torch.testing.assert_close(compiled[key], value, rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_progressive_growing_is_not_compiled():
