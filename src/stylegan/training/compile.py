@@ -12,6 +12,7 @@ changes every step and would recompile each time).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -23,6 +24,7 @@ MODES = ("default", "max-autotune-no-cudagraphs")
 # outputs stay alive until the loss: the second replay would overwrite the first (cudagraph trees' documented limit)
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 KEYS = ("backend", "mode", "fullgraph", "dynamic", "options")
+log = logging.getLogger(__name__)
 
 
 def _backends() -> list[str]:
@@ -74,6 +76,9 @@ class PhaseCompiler:
             return module
         fn = self._compiled.get(name)
         if fn is None:
+            if not self._compiled:
+                log.info("model.compile %s: G's synthesis and D compile at their first calls (once per graph: "
+                         "grad on/off, precision; minutes on a CPU)", self.options or "(inductor, default mode)")
             fn = self._compiled[name] = torch.compile(module, **self.options)
         return fn
 
