@@ -1,8 +1,9 @@
-"""``model.compile``: the main phases run torch.compile'd G synthesis and D, the regularizers stay eager, and the
-run trains the same weights as an eager run. Real ``stylegan-train`` runs (in this process) through dynamo and
-AOTAutograd with a counting backend over ``aot_eager`` (eager kernels: no C++ build, so the runs stay short; the
-inductor backend is measured in benchmarks/train_throughput.py). AOTAutograd refuses a double backward through a
-compiled graph, so a regularizer that ran compiled would fail the run."""
+"""``model.compile``: the main phases run torch.compile'd G synthesis and D, the regularizers run as compiled
+functions (their inner gradient by torch.func.vjp), and the run trains the same weights as an eager run. Real
+``stylegan-train`` runs (in this process) through dynamo and AOTAutograd with a counting backend over ``aot_eager``
+(eager kernels: no C++ build, so the runs stay short; the inductor backend is measured in
+benchmarks/train_throughput.py). AOTAutograd refuses a double backward through a compiled graph, so a regularizer
+compiled the autograd.grad way would fail the run."""
 
 from __future__ import annotations
 
@@ -35,22 +36,32 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_compiled_main_phases_train_the_eager_weights(tmp_path):
-    """4 iterations of batch 8 in two settings, each against an eager run. (1, 2): path length in G's main step
-    ("Gboth"), R1 in its own D step every 2nd iteration; (2, 1): the reverse ("Dboth": R1 on the main real pass,
-    which then runs eagerly). The second setting reuses the first one's compiled graphs (same shapes)."""
+def _graph_calls(g_reg: int, d_reg: int, phases: tuple[str, ...], iterations: int = 4) -> int:
+    """Compiled graphs run in ``iterations`` steps. main, per iteration: G main (synthesis, D), D main (synthesis
+    without grad, D on fakes) and D on the reals unless R1 shares that pass (d_reg 1). reg: each path-length pass
+    and each R1 pass (one function each)."""
+    main = iterations * (4 + (d_reg != 1))
+    reg = sum(i % g_reg == 0 for i in range(iterations)) + sum(i % d_reg == 0 for i in range(iterations))
+    return main * ("main" in phases) + reg * ("reg" in phases)
+
+
+def test_compiled_phases_train_the_eager_weights(tmp_path):
+    """4 iterations of batch 8 in two settings, each against an eager run. (1, 2), both phases compiled: path
+    length in G's main step ("Gboth"), R1 in its own D step every 2nd iteration; (2, 1), only the regularizers: the
+    reverse ("Dboth": R1 on the main real pass). The second setting reuses the first one's graphs (same shapes).
+    ``model.draws=global``: the path-length directions come from their own generator, so drawing them before the
+    synthesis noise (as the compiled pass does) leaves both streams as in the eager run."""
     torch._dynamo.reset()
     try:
-        for g_reg, d_reg in [(1, 2), (2, 1)]:
+        for g_reg, d_reg, phases in [(1, 2, ("main", "reg")), (2, 1, ("reg",))]:
             run = tmp_path / f"g{g_reg}d{d_reg}"
-            common = [*QUICK, "total_kimg=0.032", "logger=csv", f"loss.g_reg_interval={g_reg}",
+            common = [*QUICK, "total_kimg=0.032", "logger=csv", "model.draws=global", f"loss.g_reg_interval={g_reg}",
                       f"loss.d_reg_interval={d_reg}"]
             in_process(*common, f"hydra.run.dir={run / 'eager'}")
             RUNS.clear()
-            in_process(*common, f"hydra.run.dir={run / 'compiled'}", "model.compile={backend:stylegan_test_counting}")
-            # per iteration: G main (synthesis, D), D main (synthesis without grad, D on fakes) and D on the reals
-            # unless R1 shares that pass (d_reg 1); never the path-length or R1 passes
-            assert RUNS["graph calls"] == 4 * 4 + (0 if d_reg == 1 else 4), (g_reg, d_reg)
+            in_process(*common, f"hydra.run.dir={run / 'compiled'}",
+                       f"model.compile={{backend:stylegan_test_counting,phases:[{','.join(phases)}]}}")
+            assert RUNS["graph calls"] == _graph_calls(g_reg, d_reg, phases), (g_reg, d_reg, phases)
             eager, compiled = _weights(run / "eager"), _weights(run / "compiled")
             assert sorted(eager) == sorted(compiled)  # the compiled wrappers are not submodules
             for key, value in eager.items():

@@ -15,8 +15,10 @@ from stylegan.losses import (
     generator_loss,
     path_length_penalty,
     path_lengths,
+    path_lengths_of,
     r1_loss,
     r1_penalty,
+    r1_penalty_of,
 )
 from stylegan.official import load_official
 
@@ -115,14 +117,19 @@ def test_dmain(ref, nets):
     assert_grads_close(D, ref["outputs"], "dmain")
 
 
-def test_dreg_r1(ref, nets):
+@pytest.mark.parametrize("form", ["autograd", "func"])
+def test_dreg_r1(ref, nets, form):
+    """``form`` func: the torch.func.vjp formulation that model.compile captures whole (r1_penalty_of)."""
     _, D = nets
     out = ref["outputs"]
-    real = ref["inputs"]["real"].detach().requires_grad_(True)
-    logits = D(real, ref["inputs"]["c"])
-    (grads,) = torch.autograd.grad(logits.sum(), real, retain_graph=True)
-    assert_close(grads, out["r1_grads"], 1e-4, "R1 gradient")
-    penalty = r1_penalty(real, logits)
+    real = ref["inputs"]["real"].detach().requires_grad_(form == "autograd")
+    if form == "func":
+        logits, penalty = r1_penalty_of(lambda x: D(x, ref["inputs"]["c"]), real)
+    else:
+        logits = D(real, ref["inputs"]["c"])
+        (grads,) = torch.autograd.grad(logits.sum(), real, retain_graph=True)
+        assert_close(grads, out["r1_grads"], 1e-4, "R1 gradient")
+        penalty = r1_penalty(real, logits)
     assert_close(penalty, out["r1_penalty"], 1e-4, "R1 penalty")
     loss = r1_loss(penalty, gamma=10)
     assert_close(loss, out["dreg_loss"], 1e-4, "Dreg loss")
@@ -130,13 +137,18 @@ def test_dreg_r1(ref, nets):
     assert_grads_close(D, out, "dreg")
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_greg_path_length(ref, nets, fused):
+@pytest.mark.parametrize("fused,form", [(True, "autograd"), (False, "autograd"), (False, "func")])
+def test_greg_path_length(ref, nets, fused, form):
+    """``form`` func: the torch.func.vjp formulation that model.compile captures whole (path_lengths_of)."""
     G, _ = nets
     out, inp = ref["outputs"], ref["inputs"]
     ws = G.mapping(inp["z"][:4], inp["c"][:4])
-    img = G.synthesis(ws, noise_mode="const", fused_modconv=fused)
-    lengths = path_lengths(img, ws, inp["pl_noise"])
+    if form == "func":
+        lengths = path_lengths_of(lambda w: G.synthesis(w, noise_mode="const", fused_modconv=fused), ws,
+                                  inp["pl_noise"])
+    else:
+        img = G.synthesis(ws, noise_mode="const", fused_modconv=fused)
+        lengths = path_lengths(img, ws, inp["pl_noise"])
     assert_close(lengths, out["pl_lengths"], 1e-4, "path lengths")
     penalty, pl_mean = path_length_penalty(lengths, torch.zeros([]), decay=0.01)
     assert_close(pl_mean, out["pl_mean"], 1e-4, "pl_mean")

@@ -1,9 +1,9 @@
 """StyleGAN2 objectives as pure functions over network outputs (no module state)."""
 
 from .logistic import discriminator_loss, generator_loss
-from .path_length import path_length_noise, path_length_penalty, path_lengths
+from .path_length import path_length_noise, path_length_penalty, path_lengths, path_lengths_of
 from .precision import at_least_float32
-from .r1 import r1_loss, r1_penalty
+from .r1 import r1_loss, r1_penalty, r1_penalty_of
 from .wgan import gradient_penalty, interpolates, wgan_discriminator_loss, wgan_generator_loss
 
 __all__ = [
@@ -15,8 +15,10 @@ __all__ = [
     "path_length_noise",
     "path_length_penalty",
     "path_lengths",
+    "path_lengths_of",
     "r1_loss",
     "r1_penalty",
+    "r1_penalty_of",
     "wgan_discriminator_loss",
     "wgan_generator_loss",
 ]

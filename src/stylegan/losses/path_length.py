@@ -31,6 +31,15 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None
     return grads.square().sum(dim=2).mean(dim=1).sqrt()
 
 
+def path_lengths_of(synthesis, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """:func:`path_lengths` of ``synthesis(ws)`` with ``J_w^T y`` taken by ``torch.func.vjp`` inside one function of
+    ``ws`` (``noise``: y, drawn beforehand), so that ``torch.compile`` captures synthesis and the double backward
+    whole. The same values as ``path_lengths(synthesis(ws), ws, noise)``."""
+    img, vjp = torch.func.vjp(lambda w: at_least_float32(synthesis(w)), ws)
+    (grads,) = vjp(noise.to(img.dtype))
+    return at_least_float32(grads).square().sum(dim=2).mean(dim=1).sqrt()
+
+
 def path_length_penalty(
     lengths: torch.Tensor,
     pl_mean: torch.Tensor,

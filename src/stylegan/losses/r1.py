@@ -19,6 +19,15 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     return at_least_float32(grads).square().sum(dim=[1, 2, 3])
 
 
+def r1_penalty_of(d, real_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d(real_img), r1_penalty)`` with the input gradient taken by ``torch.func.vjp`` inside one function of the
+    image (``d``: x -> logits), so that ``torch.compile`` captures the pass and the penalty's double backward whole
+    (AOTAutograd refuses a second backward through a compiled graph). The same values as :func:`r1_penalty`."""
+    logits, vjp = torch.func.vjp(d, real_img)
+    (grads,) = vjp(torch.ones_like(logits))
+    return logits, at_least_float32(grads).square().sum(dim=[1, 2, 3])
+
+
 def r1_loss(penalty: torch.Tensor, gamma: float) -> torch.Tensor:
     """``mean(penalty) * gamma / 2``."""
     return penalty.mean() * (gamma / 2)

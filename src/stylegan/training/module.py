@@ -9,7 +9,6 @@ official "Gboth"/"Dboth", needed by the paper's configs A-B). Only the network b
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 import warnings
@@ -35,7 +34,7 @@ from ..losses import (
     wgan_generator_loss,
 )
 from ..networks import Discriminator, Generator
-from .compile import PhaseCompiler, compile_options
+from .compile import PhaseCompiler, compile_options, path_length_pass, r1_pass
 from .config import ConfigError, LossConfig, OptimConfig
 from .draws import Draws
 from .ema import ema_beta, update_ema
@@ -161,16 +160,41 @@ class StyleGAN2Module(L.LightningModule):
         c = real_c[torch.randperm(real_c.shape[0], device=real_c.device)[:n]] if self.G.c_dim else real_c[:n]
         return z, c
 
-    def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False, compiled: bool = False):
-        """``compiled``: the main phases' compiled synthesis (model.compile; first-order gradients only)."""
+    def _styles(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False) -> torch.Tensor:
         ws = self.G.mapping(z, c, update_emas=update_emas)
         ws = mix_styles(self.G, ws, z, c, self.loss_cfg.style_mixing_prob, self.draws)
         if torch.is_grad_enabled() and not ws.requires_grad:  # frozen mapping: path length still needs d img / d ws
             ws.requires_grad_(True)
-        return self.compiler("synthesis", self.G.synthesis, compiled)(ws), ws
+        return ws
 
-    def _run_D(self, img: torch.Tensor, c: torch.Tensor, compiled: bool = False) -> torch.Tensor:
-        return self.compiler("D", self.D, compiled)(img if self.augment is None else self.augment(img), c)
+    def _run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False, main: bool = False):
+        """``main``: a main phase (first-order gradients only), whose synthesis model.compile may compile."""
+        ws = self._styles(z, c, update_emas)
+        return self.compiler("synthesis", self.G.synthesis, "main" if main else None)(ws), ws
+
+    def _run_D(self, img: torch.Tensor, c: torch.Tensor, main: bool = False) -> torch.Tensor:
+        D = self.compiler("D", self.D, "main" if main else None)
+        return D(img if self.augment is None else self.augment(img), c)
+
+    def _r1_pass(self, real: torch.Tensor, real_c: torch.Tensor, with_logits: bool):
+        """D's logits on the reals (``with_logits``: R1 shares the main pass) and their R1 penalty per sample, from
+        one pass; under model.compile's ``reg`` phase one compiled function (no augmentation)."""
+        if self.compiler.compiles("reg") and self.augment is None:
+            return self.compiler("R1", r1_pass, "reg")(self.D, real.detach(), real_c, with_logits)
+        real_in = real.detach().requires_grad_(True)
+        logits = self._run_D(real_in, real_c)
+        return logits, r1_penalty(real_in, logits)
+
+    def _path_lengths(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Eq. 4's per-sample ``||J_w^T y||`` of fresh fakes; under model.compile's ``reg`` phase synthesis and the
+        double backward run as one compiled function (y is then drawn before the synthesis noise)."""
+        if self.compiler.compiles("reg"):
+            ws, G = self._styles(z, c), self.G
+            normal = self.draws.normal([ws.shape[0], G.img_channels, G.img_resolution, G.img_resolution], ws.dtype)
+            return self.compiler("path_length", path_length_pass, "reg")(G.synthesis, ws, normal)
+        img, ws = self._run_G(z, c)
+        img = at_least_float32(img)
+        return path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
 
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
@@ -216,9 +240,9 @@ class StyleGAN2Module(L.LightningModule):
         reg, cfg = self.loss_cfg.path_length, self.loss_cfg
         self._train_only(self.G)
         z, c = self._latents(N, real_c)
-        img, _ = self._run_G(z, c, compiled=True)
+        img, _ = self._run_G(z, c, main=True)
         g_loss = wgan_generator_loss if cfg.gan == "wgan_gp" else generator_loss
-        losses = {"Gmain": g_loss(self._run_D(img, c, compiled=True))}
+        losses = {"Gmain": g_loss(self._run_D(img, c, main=True))}
         logs["loss/G"] = losses["Gmain"].detach()
         due = reg.due(self.iteration)
         if not (due and reg.with_main):
@@ -228,9 +252,7 @@ class StyleGAN2Module(L.LightningModule):
             return
         z, c = self._latents(max(N // cfg.pl_batch_shrink, 1), real_c)
         with self._fp32():
-            img, ws = self._run_G(z, c)
-            img = at_least_float32(img)
-            lengths = path_lengths(img, ws, path_length_noise(img, self.draws.normal(img.shape, img.dtype)))
+            lengths = self._path_lengths(z, c)
             penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
             losses["Greg"] = penalty.mean() * (reg.weight * reg.interval)
         skipped = self._step(opt, self.G, losses, "Greg")
@@ -248,13 +270,15 @@ class StyleGAN2Module(L.LightningModule):
         self._train_only(self.D)
         z, c = self._latents(real.shape[0], real_c)
         with torch.no_grad():
-            fake, _ = self._run_G(z, c, update_emas=True, compiled=True)
+            fake, _ = self._run_G(z, c, update_emas=True, main=True)
         due = reg.due(self.iteration)
         with_main = due and reg.with_main
-        real_in = real.detach().requires_grad_(with_main)
-        with self._fp32() if with_main else contextlib.nullcontext():  # R1 on this pass: eager (double backward)
-            real_logits = self._run_D(real_in, real_c, compiled=not with_main)
-        fake_logits = self._run_D(fake, c, compiled=True)
+        if with_main:  # R1 on the main real pass
+            with self._fp32():
+                real_logits, penalty = self._r1_pass(real, real_c, with_logits=True)
+        else:
+            real_logits = self._run_D(real.detach(), real_c, main=True)
+        fake_logits = self._run_D(fake, c, main=True)
         if self.loss_cfg.gan == "wgan_gp":
             main = wgan_discriminator_loss(real_logits, fake_logits, self.loss_cfg.wgan_epsilon)
             losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, logs)}
@@ -270,11 +294,9 @@ class StyleGAN2Module(L.LightningModule):
         if not with_main:
             self._step(opt, self.D, losses, "Dmain")
             losses = {}
-            real_in = real.detach().requires_grad_(True)
             with self._fp32():
-                real_logits = self._run_D(real_in, real_c)
+                _, penalty = self._r1_pass(real, real_c, with_logits=False)
         with self._fp32():
-            penalty = r1_penalty(real_in, real_logits)
             losses["Dreg"] = r1_loss(penalty, reg.weight) * reg.interval
         logs["loss/r1_penalty"] = penalty.mean().detach()
         self._step(opt, self.D, losses, "Dreg")
