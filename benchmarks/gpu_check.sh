@@ -12,8 +12,9 @@
 #   A: train_throughput paper256 and cifar (fp32, bf16) beside the official loop (its fp16 in 4 blocks); the top
 #      ops of paper256 (torch.profiler, in tp_paper256.txt)
 #   B: the 3x3 grid at 256 (bf16), channels_last against NCHW, FID50k with cached real statistics, cost growth
-#   C: model.compile (torch.compile of the main phases) off / default / max-autotune-no-cudagraphs on paper256, bf16,
-#      beside the official loop (compilation happens in the untimed first cycles)
+#   C: model.compile off / regularizers only / all phases (default mode) / all, max-autotune-no-cudagraphs on
+#      paper256, bf16, interleaved in one process (compilation happens in the untimed first cycles; the official
+#      loop's figure for the same case is stage A's)
 set -u
 stage=${1:?stage A, B or C}
 out=${OUT:-/tmp/gpu_check}
@@ -54,7 +55,7 @@ B)
     ;;
 C)
     step 420 tp_compile benchmarks/train_throughput.py --case paper256 --device cuda --cycles 2 \
-        --precision bf16-mixed --compile off on max-autotune-no-cudagraphs --official "$official" \
+        --precision bf16-mixed --compile off '{phases:[reg]}' on max-autotune-no-cudagraphs \
         --json "$out/tp_compile.json"
     ;;
 *)

@@ -39,6 +39,7 @@ def trained(tmp_path_factory) -> Path:
     (["model.compile=reduce-overhead"], "error: model.compile.mode='reduce-overhead' uses CUDA graphs"),
     (["model.compile={backend:nope}"], "error: model.compile.backend='nope' is not a torch.compile backend here: ["),
     (["model.compile={speed:1}"], "error: model.compile.speed is not a torch.compile option here"),
+    (["model.compile={phases:[gmain]}"], "error: model.compile.phases=['gmain'] must be a non-empty list of ['main',"),
 ])
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert expected in _cli(capsys, tmp_path / "run", *overrides)
