@@ -101,7 +101,7 @@ class StyleGAN2Module(L.LightningModule):
         ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
         ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``.
         ``progressive``: progressive growing (``training/progressive.py``; None: off). ``compile``: torch.compile of
-        the main phases' synthesis and D (``training/compile.py``; None: off)."""
+        the training phases (``training/compile.py``: main passes and regularizers; None: off)."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
