@@ -27,8 +27,7 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None
     if noise is None:
         noise = path_length_noise(img)
     (grads,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    grads = at_least_float32(grads)
-    return grads.square().sum(dim=2).mean(dim=1).sqrt()
+    return _lengths(grads)
 
 
 def path_lengths_of(synthesis, ws: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -37,6 +36,11 @@ def path_lengths_of(synthesis, ws: torch.Tensor, noise: torch.Tensor) -> torch.T
     whole. The same values as ``path_lengths(synthesis(ws), ws, noise)``."""
     img, vjp = torch.func.vjp(lambda w: at_least_float32(synthesis(w)), ws)
     (grads,) = vjp(noise.to(img.dtype))
+    return _lengths(grads)
+
+
+def _lengths(grads: torch.Tensor) -> torch.Tensor:
+    """``||J_w^T y||`` per sample from ``J_w^T y`` [N, num_ws, w_dim]: sum over w_dim, mean over num_ws, sqrt."""
     return at_least_float32(grads).square().sum(dim=2).mean(dim=1).sqrt()
 
 

@@ -16,7 +16,7 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
     The graph is kept (``create_graph``) so that the penalty can be back-propagated into D (double backward).
     """
     (grads,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
-    return at_least_float32(grads).square().sum(dim=[1, 2, 3])
+    return _squared_norms(grads)
 
 
 def r1_penalty_of(d, real_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +25,12 @@ def r1_penalty_of(d, real_img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     (AOTAutograd refuses a second backward through a compiled graph). The same values as :func:`r1_penalty`."""
     logits, vjp = torch.func.vjp(d, real_img)
     (grads,) = vjp(torch.ones_like(logits))
-    return logits, at_least_float32(grads).square().sum(dim=[1, 2, 3])
+    return logits, _squared_norms(grads)
+
+
+def _squared_norms(grads: torch.Tensor) -> torch.Tensor:
+    """``||d D(x) / d x||^2`` per sample, in at least float32."""
+    return at_least_float32(grads).square().sum(dim=[1, 2, 3])
 
 
 def r1_loss(penalty: torch.Tensor, gamma: float) -> torch.Tensor:
