@@ -70,6 +70,7 @@ def train(cfg: DictConfig) -> float | None:
         transfer.check_required(cfg.model)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
+        model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # into checkpoints, for stylegan-evaluate
         ckpt_path = checkpoint_to_resume(cfg)
         preflight.check_run(cfg.total_kimg, cfg.data.get("batch_size"), model)
         preflight.check_resume(ckpt_path, model)

@@ -366,6 +366,8 @@ class StyleGAN2Module(L.LightningModule):
         }
         if self.progressive is not None:  # the level of detail G_ema last ran at: evaluate and the tools use it
             checkpoint["stylegan"]["lod"] = self.G_ema.synthesis.lod
+        if getattr(self, "data_config", None) is not None:  # the run's data settings (train.py): evaluate's default
+            checkpoint["stylegan"]["data"] = self.data_config
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["stylegan"]
