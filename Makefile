@@ -43,9 +43,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" -x $(ARGS)
 
+# ruff's lint rules (pyproject.toml); the code is wrapped by hand at 120 columns, not by `ruff format`
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/networks.py $(ARGS)
