@@ -6,6 +6,13 @@
     stylegan project --model MODEL --target photo.png --outdir proj [--steps 1000] [--w-plus] [--save-video]
     stylegan export --model MODEL g.safetensors
 
+The official scripts' commands work as printed in their READMEs with ``python`` replaced by ``stylegan``
+(``stylegan gen_images.py --outdir=out --trunc=1 --seeds=2 --network=ffhq.pkl``): the subcommands answer to
+generate.py / gen_images.py, style_mixing.py, gen_video.py and projector.py (with or without ``.py``), and take
+their spellings: ``--network``, ``--outdir`` for the mixing figure (``grid.png`` and ``{row}-{col}.png``),
+``--output`` and ``--w-frames`` for videos, ``--num-steps`` and ``--save-video=True|False`` for projections,
+``--projected_w``. Their defaults are this tool's (see each option's help).
+
 MODEL: a stylegan-train checkpoint (its G_ema), official-format weights (``{'G', 'G_kwargs'}``), an NVlabs StyleGAN2
 network pickle (``.pkl``, read without running its code) or a file written by ``stylegan export``. Bad input stops
 before any work with one line ``stylegan: error: ...`` and exit code 2.
@@ -14,6 +21,7 @@ before any work with one line ``stylegan: error: ...`` and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -84,17 +92,32 @@ def generate_projected(args: argparse.Namespace) -> None:
 
 def cmd_mix(args: argparse.Namespace) -> None:
     from .generate import check_options, class_labels, parse_seeds
-    from .mixing import mixing_figure, parse_styles
+    from .mixing import figure, mixing_images, official_files, parse_styles
 
     rows, cols = parse_seeds(args.rows, "--rows"), parse_seeds(args.cols, "--cols")
     check_options(args.trunc, args.noise_mode)
-    check_output_file(args.out, (".png",))
+    if (args.out is None) == (args.outdir is None):
+        raise ToolError("pass --out FILE.png (the figure) or --outdir DIR (the official style_mixing.py files: "
+                        "grid.png and {row}-{col}.png), one of them")
+    if args.out is not None:
+        check_output_file(args.out, (".png",))
+    else:
+        check_outdir(Path(args.outdir))
     G = load_model(args.model)
     class_labels(G, args.class_idx, 1)
     styles = parse_styles(args.styles, G)
-    grid = mixing_figure(G, rows, cols, styles, args.trunc, args.class_idx, args.noise_mode, args.batch_size or 8,
-                         _device(args.device))
-    print(f"wrote {save_image(grid, args.out)}: {len(rows)} rows x {len(cols)} columns, ws {styles} from the columns")
+    images = mixing_images(G, rows, cols, styles, args.trunc, args.class_idx, args.noise_mode, args.batch_size or 8,
+                           _device(args.device))
+    what = f"{len(rows)} rows x {len(cols)} columns, ws {styles} from the columns"
+    if args.out is not None:
+        print(f"wrote {save_image(figure(*images), args.out)}: {what}")
+        return
+    outdir = Path(args.outdir)
+    files = official_files(rows, cols, *images)
+    for name, img in files.items():
+        save_image(img, outdir / name)
+    save_image(figure(*images), outdir / "grid.png")
+    print(f"wrote {outdir / 'grid.png'} and {len(files)} images ({{row}}-{{col}}.png) to {outdir}: {what}")
 
 
 def cmd_video(args: argparse.Namespace) -> None:
@@ -133,7 +156,7 @@ def cmd_project(args: argparse.Namespace) -> None:
         _imageio(outdir / "proj.mp4")
     G = load_model(args.model)
     class_labels(G, args.class_idx, 1)
-    target = load_target(args.target, G)
+    target = load_target(os.path.expanduser(args.target), G)
     distance = build_distance(args.distance)
     from tqdm.auto import tqdm
 
@@ -169,61 +192,85 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
+# the official scripts' names (stylegan2-ada-pytorch, stylegan3), so that their commands work with `stylegan`
+ALIASES = {"generate": ["generate.py", "gen_images", "gen_images.py"], "mix": ["style_mixing", "style_mixing.py"],
+           "video": ["gen_video", "gen_video.py"], "project": ["projector", "projector.py"]}
+_TRUE, _FALSE = ("1", "true", "t", "yes", "y", "on"), ("0", "false", "f", "no", "n", "off")
+
+
+def official_bool(text: str) -> bool:
+    """A boolean as click reads one (the official ``--save-video=True``): true/false, yes/no, 1/0, on/off."""
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; use True or False")
+
+
+def _model(p: argparse.ArgumentParser, help: str = "checkpoint, official weights or .pkl, or .safetensors") -> None:
+    p.add_argument("--model", "--network", dest="model", required=True, help=help + " (--network: the official "
+                   "spelling; a local file, not a URL)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stylegan", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="images for seeds (official seed convention)")
-    gen.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
+    gen = sub.add_parser("generate", aliases=ALIASES["generate"], help="images for seeds (official seed convention)")
+    _model(gen)
     gen.add_argument("--seeds", help="seeds and inclusive ranges, e.g. 0-99,120")
-    gen.add_argument("--projected-w", help="instead of seeds: a projected_w.npz written by 'stylegan project'")
+    gen.add_argument("--projected-w", "--projected_w", dest="projected_w",
+                     help="instead of seeds: a projected_w.npz written by 'stylegan project' (or projector.py)")
     gen.add_argument("--outdir", required=True, help="folder for seedNNNN.png (or grid.png)")
-    gen.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none; default 1)")
     gen.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
-    gen.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional G")
-    gen.add_argument("--noise-mode", default="const", help="const (default) | random | none")
     gen.add_argument("--grid", action="store_true", help="one grid.png instead of one file per seed")
-    gen.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8 CPU, 64 GPU)")
-    gen.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
-    gen.add_argument("--quiet", action="store_true", help="no progress bar")
-    gen.set_defaults(run=cmd_generate)
-    mix = sub.add_parser("mix", help="style mixing figure (rows x columns, chosen ws from the columns)")
-    mix.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
+    mix = sub.add_parser("mix", aliases=ALIASES["mix"], help="style mixing figure (rows x columns, chosen ws from "
+                         "the columns)")
+    _model(mix)
     mix.add_argument("--rows", required=True, help="row seeds (destinations), e.g. 85,100,75")
     mix.add_argument("--cols", required=True, help="column seeds (style sources), e.g. 55,821,1789")
     mix.add_argument("--styles", default="0-6", help="ws taken from the columns: coarse|middle|fine and/or "
                      "index ranges (default 0-6, as the official script)")
-    mix.add_argument("--out", required=True, help="output .png")
-    vid = sub.add_parser("video", help="latent walk through seeds as GIF or MP4")
-    vid.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
+    mix.add_argument("--out", help="output .png: the figure")
+    mix.add_argument("--outdir", help="instead of --out, as the official style_mixing.py: grid.png (the figure), "
+                     "{row}-{col}.png (each mixed image) and {seed}-{seed}.png (each source)")
+    vid = sub.add_parser("video", aliases=ALIASES["video"], help="latent walk through seeds as GIF or MP4")
+    _model(vid)
     vid.add_argument("--seeds", required=True, help="keyframe seeds, split into one walk per grid cell")
     vid.add_argument("--grid", default="1x1", help="COLSxROWS walks side by side (default 1x1)")
     vid.add_argument("--space", default="z", help="z (slerp, default) or w (lerp)")
-    vid.add_argument("--frames", type=int, default=60, help="frames per transition (default 60)")
+    vid.add_argument("--frames", "--w-frames", dest="frames", type=int, default=60,
+                     help="frames per transition (default 60; gen_video.py's --w-frames, whose default is 120 at "
+                     "60 fps: the same 2 s per transition)")
     vid.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     vid.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning")
-    vid.add_argument("--out", required=True, help="output .gif or .mp4")
-    prj = sub.add_parser("project", help="project an image into W (or W+): StyleGAN2 paper, Appendix D")
-    prj.add_argument("--model", required=True, help="checkpoint, official weights or .pkl, or .safetensors")
+    vid.add_argument("--out", "--output", dest="out", required=True, help="output .gif or .mp4")
+    prj = sub.add_parser("project", aliases=ALIASES["project"], help="project an image into W (or W+): StyleGAN2 "
+                         "paper, Appendix D")
+    _model(prj)
     prj.add_argument("--target", required=True, help="image to project (centre-cropped, resized to G)")
     prj.add_argument("--outdir", required=True, help="folder for proj.png, side_by_side.png, projected_w.npz/.pt")
-    prj.add_argument("--steps", type=int, default=1000, help="optimization steps (default 1000)")
+    prj.add_argument("--steps", "--num-steps", dest="steps", type=int, default=1000,
+                     help="optimization steps (default 1000)")
     prj.add_argument("--w-plus", action="store_true", help="one w per layer (W+) instead of one w (W)")
     prj.add_argument("--distance", default="auto", help="auto (LPIPS if its weights load, else pixel) | lpips | "
                      "pixel")
     prj.add_argument("--seed", type=int, default=303, help="torch seed for the noise maps (default 303)")
-    prj.add_argument("--save-video", action="store_true", help="also proj.mp4 of the optimization")
-    for p, run in ((mix, cmd_mix), (vid, cmd_video), (prj, cmd_project)):
+    prj.add_argument("--save-video", nargs="?", const=True, default=False, type=official_bool, metavar="BOOL",
+                     help="also proj.mp4 of the optimization (--save-video, or the official --save-video=True|False;"
+                     " default: no video, while projector.py's default is True)")
+    for p, run in ((gen, cmd_generate), (mix, cmd_mix), (vid, cmd_video), (prj, cmd_project)):
         if p is not prj:
-            p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (default 1 = none)")
+            p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none; default 1)")
             p.add_argument("--noise-mode", default="const", help="const (default) | random | none")
-            p.add_argument("--batch-size", type=int, default=None, help="images per batch")
+            p.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8 CPU, 64 GPU "
+                           "for generate)")
         p.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional G")
         p.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.set_defaults(run=run)
     exp = sub.add_parser("export", help="G_ema to safetensors + JSON kwargs (load with stylegan.export)")
-    exp.add_argument("--model", required=True, help="checkpoint or official-format weights")
+    _model(exp, "checkpoint or official-format weights")
     exp.add_argument("out", help="output .safetensors path")
     exp.set_defaults(run=cmd_export)
     return parser

@@ -64,11 +64,11 @@ def mix(row_ws: torch.Tensor, col_ws: torch.Tensor, styles: list[int]) -> torch.
 
 
 @torch.no_grad()
-def mixing_figure(G: Generator, row_seeds: list[int], col_seeds: list[int], styles: list[int], psi: float = 1.0,
+def mixing_images(G: Generator, row_seeds: list[int], col_seeds: list[int], styles: list[int], psi: float = 1.0,
                   class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 16,
-                  device: torch.device | str = "cpu") -> np.ndarray:
-    """The figure as one [(R+1)*H, (C+1)*W, C] uint8 array: sources on the top row and left column, the top-left
-    corner black, and the mixed images inside. Seeds follow the official convention (``RandomState(seed)``)."""
+                  device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row sources [R, H, W, C], column sources [C', H, W, C], mixed [R, C', H, W, C]) as uint8. Seeds follow the
+    official convention (``RandomState(seed)``); all sources are mapped in one batch."""
     G = G.to(device)
     seeds = row_seeds + col_seeds
     z = seed_latents(seeds, G.z_dim).to(device)
@@ -78,7 +78,31 @@ def mixing_figure(G: Generator, row_seeds: list[int], col_seeds: list[int], styl
     images = np.concatenate([to_uint8(G.synthesis(flat[i : i + batch_size], noise_mode=noise_mode))
                              for i in range(0, len(flat), batch_size)])
     R, C = len(row_seeds), len(col_seeds)
-    rows, cols, mixed = images[:R], images[R : R + C], images[R + C :].reshape(R, C, *images.shape[1:])
-    cells = np.zeros((R + 1, C + 1, *images.shape[1:]), dtype=np.uint8)
+    return images[:R], images[R : R + C], images[R + C :].reshape(R, C, *images.shape[1:])
+
+
+def mixing_figure(G: Generator, row_seeds: list[int], col_seeds: list[int], styles: list[int], psi: float = 1.0,
+                  class_idx: int | None = None, noise_mode: str = "const", batch_size: int = 16,
+                  device: torch.device | str = "cpu") -> np.ndarray:
+    """The figure as one [(R+1)*H, (C+1)*W, C] uint8 array: sources on the top row and left column, the top-left
+    corner black, and the mixed images inside (the layout of the official ``grid.png``)."""
+    rows, cols, mixed = mixing_images(G, row_seeds, col_seeds, styles, psi, class_idx, noise_mode, batch_size, device)
+    return figure(rows, cols, mixed)
+
+
+def figure(rows: np.ndarray, cols: np.ndarray, mixed: np.ndarray) -> np.ndarray:
+    R, C = mixed.shape[:2]
+    cells = np.zeros((R + 1, C + 1, *rows.shape[1:]), dtype=np.uint8)
     cells[0, 1:], cells[1:, 0], cells[1:, 1:] = cols, rows, mixed
-    return tile(cells.reshape(-1, *images.shape[1:]), cols=C + 1)
+    return tile(cells.reshape(-1, *rows.shape[1:]), cols=C + 1)
+
+
+def official_files(row_seeds: list[int], col_seeds: list[int], rows: np.ndarray, cols: np.ndarray,
+                   mixed: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-image files of the official ``style_mixing.py``: ``{s}-{s}.png`` for every source seed and
+    ``{row}-{col}.png`` for every mixed image (a seed that is both a row and a column: the mixed image, as there)."""
+    files = {f"{s}-{s}.png": img for s, img in zip(row_seeds + col_seeds, [*rows, *cols], strict=True)}
+    for r, row_seed in enumerate(row_seeds):
+        for c, col_seed in enumerate(col_seeds):
+            files[f"{row_seed}-{col_seed}.png"] = mixed[r, c]
+    return files
