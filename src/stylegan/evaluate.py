@@ -4,6 +4,11 @@
 ``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated), an official-format weights file (a dict with
 ``G`` and ``G_kwargs``, see :mod:`stylegan.official`) or an NVlabs network pickle (``.pkl``; its ``G_ema``, read
 without running its code, see :mod:`stylegan.official_pickle`).
+
+Data: a checkpoint of ours records the data settings of the run that trained it; with no ``data`` override on the
+command line those are used (as the official ``calc_metrics.py`` takes ``training_set_kwargs`` from a snapshot).
+``data.key=value`` overrides replace single settings of the stored ones; ``data=<group>`` replaces them all. A
+checkpoint without stored settings (official files, older checkpoints) uses the config's ``data`` (default mnist).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .cli import bad_input_line, freeze_heap, refuse
 from .metrics.extractors import standard
 from .metrics.names import parse_metrics
+from .metrics.reals import num_real_items
 from .metrics.runner import MetricRunner, build_networks
 from .networks import Generator
 from .networks.progressive import set_lod
@@ -38,6 +44,11 @@ log = logging.getLogger(__name__)
 
 class EvaluateError(ValueError):
     """Bad evaluate input (checkpoint, output path); reported as one line."""
+
+
+# the data modules a checkpoint's stored settings may name: a _target_ read from a file is never called otherwise
+DATA_TARGETS = ("stylegan.data.ImageDataModule", "stylegan.data.datamodule.ImageDataModule")
+DEMO_SOURCES = ("mnist", "lfw")
 
 
 def submodule_state(state_dict: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
@@ -55,6 +66,13 @@ def snapshot_kimg(path: str | os.PathLike) -> float | None:
 def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
     """(G, kimg) from our Lightning checkpoint (G_ema), an official-format file (G; kimg unknown) or an NVlabs network
     pickle (G_ema; kimg from a ``network-snapshot-NNNNNN.pkl`` name, else unknown), told apart by content."""
+    G, kimg, _ = load_checkpoint(path)
+    return G, kimg
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[Generator, float | None, dict[str, Any] | None]:
+    """(G, kimg, data settings) as :func:`load_generator`; the data settings of the training run are those our
+    checkpoints store (None for other files and for checkpoints written before they were stored)."""
     if not Path(path).is_file():
         raise EvaluateError(f"ckpt={path} does not exist")
     if is_network_pickle(path):
@@ -63,7 +81,7 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
         except OfficialWeightsError as e:
             msg = str(e)
             raise EvaluateError(f"ckpt={msg}" if msg.startswith(str(path)) else f"ckpt={path}: {msg}") from None
-        return G.eval().requires_grad_(False), snapshot_kimg(path)
+        return G.eval().requires_grad_(False), snapshot_kimg(path), None
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -78,14 +96,58 @@ def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
             raise EvaluateError(f"ckpt={path}: G_ema weights do not match G_kwargs (missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]})")
         set_lod(blob["stylegan"].get("lod", 0.0), G)  # mid-growth: the resolution it trained at, upsampled
-        return G.eval().requires_grad_(False), blob["stylegan"].get("cur_nimg", 0) / 1000
+        data = blob["stylegan"].get("data")
+        return G.eval().requires_grad_(False), blob["stylegan"].get("cur_nimg", 0) / 1000, data
     if "G" in blob:
         G, _ = load_official(blob)
         if G is None:
             raise EvaluateError(f"ckpt={path}: its 'G' entry is empty")
-        return G.eval().requires_grad_(False), None
+        return G.eval().requires_grad_(False), None, None
     raise EvaluateError(f"ckpt={path} is neither a stylegan-train checkpoint (state_dict + stylegan) nor an "
                         "official-format weights file (G + G_kwargs)")
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def data_overrides() -> list[str] | None:
+    """This Hydra run's command-line overrides of ``data`` (``data=folder``, ``data.source=...``, ``~data.x``); None
+    when not run by Hydra (then ``cfg.data`` counts as given)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return [o for o in HydraConfig.get().overrides.task if _override_key(o).split(".", 1)[0] == "data"]
+
+
+def data_settings(cfg: DictConfig, stored: dict[str, Any] | None, ckpt: str) -> tuple[DictConfig, str]:
+    """The data config to evaluate on and where it came from: 'checkpoint' (the stored settings, with any given
+    ``data.key`` overrides on top), 'command line' (``data=<group>`` given, or nothing stored) or 'default'."""
+    given = data_overrides()
+    if given is None:
+        return cfg.data, "config"
+    if stored is None or any(_override_key(o) == "data" for o in given):
+        if stored is None and not given:
+            log.warning("%s does not record its training data; evaluating on the default data=%s (give data=...)",
+                        ckpt, cfg.data.get("source"))
+        return cfg.data, "command line" if given else "default"
+    if stored.get("_target_") not in DATA_TARGETS:
+        raise EvaluateError(f"ckpt={ckpt} names the data module {stored.get('_target_')!r}, which stylegan-evaluate "
+                            "does not build from a file: give the data on the command line (data=... data.source=...)")
+    data = OmegaConf.create(stored)
+    for o in given:
+        key = _override_key(o)[len("data."):]
+        if o.startswith("~"):
+            data.pop(key, None)
+        else:
+            OmegaConf.update(data, key, OmegaConf.select(cfg.data, key), merge=False)
+    source = str(data.get("source"))
+    if not any(_override_key(o) == "data.source" for o in given) and source not in DEMO_SOURCES \
+            and not Path(source).expanduser().exists():
+        raise EvaluateError(f"data.source={source} (the data {ckpt} was trained on, stored in it) does not exist "
+                            "here: give its new place with data.source=PATH, or other data with data=... data.source=")
+    return data, "checkpoint"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -99,33 +161,38 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     names = cfg.metric_names
     metrics = [names] if isinstance(names, str) else list(names)
     specs = parse_metrics(metrics)
-    G, kimg = load_generator(cfg.ckpt)  # the cheap checks first: names, checkpoint, then the metric networks
+    G, kimg, stored_data = load_checkpoint(cfg.ckpt)  # the cheap checks first: names, checkpoint, metric networks
     networks = build_networks(specs, feature_extractor=_maybe_instantiate(cfg.feature_extractor),
                               feature_extractor_weights_path=cfg.feature_extractor_weights_path,
                               pr_extractor=_maybe_instantiate(cfg.pr_extractor),
                               pr_extractor_weights_path=cfg.pr_extractor_weights_path,
                               ppl_distance=_maybe_instantiate(cfg.ppl_distance))
-    dm = instantiate(cfg.data)
+    data_cfg, data_origin = data_settings(cfg, stored_data, str(cfg.ckpt))
+    dm = instantiate(data_cfg)
     dm.setup()
     if (dm.resolution, dm.channels, dm.c_dim) != (G.img_resolution, G.img_channels, G.c_dim):
         raise EvaluateError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} with c_dim={dm.c_dim} but the "
                             f"generator makes {G.img_channels}x{G.img_resolution}x{G.img_resolution} with "
                             f"c_dim={G.c_dim}: fix data.resolution / data.channels / data.use_labels")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-    runner = MetricRunner(metrics, networks, cfg.cache_dir, cfg.batch_size, cfg.seed, cfg.progress)
+    runner = MetricRunner(metrics, networks, cfg.cache_dir, cfg.batch_size, cfg.seed, cfg.progress,
+                          cfg.get("real_subset", "first"))
     values = runner.run(G.to(device), dm, device)
+    total = num_real_items(dm)
     nets = {"features": networks.features, "pr": networks.pr, "ppl_distance": networks.distance}
     record = {
         "results": values,
         "metrics": [
             {"name": s.name, "num_gen": s.num_gen,
-             "num_real": None if s.kind == "ppl" else min(s.num_real or dm.num_images, dm.num_images)}
+             "num_real": None if s.kind == "ppl" else min(s.num_real or total, total)}
             for s in specs
         ],
         "networks": {k: {"name": n.name, "standard": standard(n)} for k, n in nets.items() if n is not None},
         "ckpt": str(Path(cfg.ckpt).resolve()),
         "kimg": kimg,
-        "data": {"source": str(cfg.data.get("source")), "num_images": dm.num_images, "fingerprint": dm.fingerprint()},
+        "data": {"source": str(data_cfg.get("source")), "num_images": dm.num_images, "xflip": bool(dm.xflip),
+                 "max_images": dm.max_images, "real_items": total, "real_subset": runner.real_subset,
+                 "settings_from": data_origin, "fingerprint": dm.fingerprint()},
         "seed": int(cfg.seed),
         "batch_size": int(cfg.batch_size),
     }

@@ -1,6 +1,7 @@
 """On-disk cache of real-image features / statistics, keyed by what determines them.
 
-The key hashes the dataset fingerprint, resolution, extractor name, image count and what is stored ('stats':
+The key hashes the dataset fingerprint, resolution, extractor name, item count, whether the dataset is mirrored
+(``xflip``: 2N items), which items a partial count takes ('first' / 'random'; 'all') and what is stored ('stats':
 float64 mean and covariance; 'features': the float32 feature matrix). Files are written atomically (temp file +
 ``os.replace``) and read with ``weights_only=True``; a file that does not load or whose stored key differs is
 reported and recomputed, never used.

@@ -1,4 +1,4 @@
-"""Lightning callback: metrics of G_ema every ``every_kimg`` and at the end; ``best.ckpt`` by the FID-like metric.
+"""Lightning callback: metrics of G_ema every ``every_kimg`` and at the end; ``best.ckpt`` by ``best_metric``.
 
 Runs on every rank (each generates and extracts its share, see :mod:`stylegan.metrics.generate`); rank 0's
 loggers record ``metrics/<name>`` against the global step together with ``kimg``. The networks are built in
@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from .names import higher_is_better, is_better
 from .runner import MetricRunner, build_networks
 
 log = logging.getLogger(__name__)
@@ -24,15 +25,19 @@ class MetricsCallback(L.Callback):
     """``metrics``: names such as ``fid50k_full``, ``kid50k_full``, ``pr50k3_full``, ``ppl2_wend``, ``fid2k``.
     ``feature_extractor`` / ``pr_extractor``: 'inception' / 'vgg16' (torch-fidelity) or a module;
     ``*_weights_path``: local weights for offline machines. ``ppl_distance``: 'lpips' or a module.
-    ``best_metric``: the reported name to minimise for ``dirpath/best.ckpt`` ('auto': the first fid/fd one;
-    None: no best checkpoint). ``at_start``: also evaluate before the first step (kimg 0)."""
+    ``best_metric``: the reported name that picks ``dirpath/best.ckpt`` ('auto': the first fid/fd one; None: no
+    best checkpoint), maximised for precision/recall and minimised otherwise (:func:`~.names.higher_is_better`).
+    ``at_start``: also evaluate before the first step (kimg 0). ``real_subset``: 'first' (official) or 'random'
+    reals for a metric that uses fewer than all (see :mod:`stylegan.metrics.reals`)."""
 
     def __init__(self, metrics: list[str], every_kimg: float = 50.0, feature_extractor: Any = "inception",
                  feature_extractor_weights_path: str | None = None, pr_extractor: Any = "vgg16",
                  pr_extractor_weights_path: str | None = None, ppl_distance: Any = "lpips",
                  cache_dir: str | None = None, batch_size: int = 64, seed: int = 0, best_metric: str | None = "auto",
-                 dirpath: str | None = None, at_start: bool = False, progress: bool = True) -> None:
+                 dirpath: str | None = None, at_start: bool = False, progress: bool = True,
+                 real_subset: str = "first") -> None:
         from .extractors import MetricSetupError
+        from .reals import check_subset
 
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if not self.metrics:
@@ -46,6 +51,7 @@ class MetricsCallback(L.Callback):
                              feature_extractor_weights_path=feature_extractor_weights_path, pr_extractor=pr_extractor,
                              pr_extractor_weights_path=pr_extractor_weights_path, ppl_distance=ppl_distance)
         self.cache_dir, self.batch_size, self.seed, self.progress = cache_dir, batch_size, seed, progress
+        self.real_subset = check_subset(real_subset, "callbacks.metrics.real_subset")
         self.best_metric, self.dirpath = best_metric, Path(dirpath) if dirpath else None
         self.runner: MetricRunner | None = None
         self.best: float | None = None
@@ -62,7 +68,7 @@ class MetricsCallback(L.Callback):
 
         specs = parse_metrics(self.metrics)  # MetricSetupError for a bad name
         self.runner = MetricRunner(self.metrics, build_networks(specs, **self._net_cfg), self.cache_dir,
-                                   self.batch_size, self.seed, self.progress)
+                                   self.batch_size, self.seed, self.progress, self.real_subset)
         keys = self.runner.keys()
         if self.best_metric == "auto":
             self.best_metric = next((k for k in keys if k.startswith(("fid", "fd"))), None)
@@ -70,7 +76,9 @@ class MetricsCallback(L.Callback):
             from .extractors import MetricSetupError
 
             raise MetricSetupError(f"best_metric={self.best_metric!r} is not one of the reported metrics {keys}")
-        log.info("metrics every %g kimg: %s", self.every_kimg, ", ".join(keys))
+        log.info("metrics every %g kimg: %s%s", self.every_kimg, ", ".join(keys),
+                 f"; best.ckpt by the {'highest' if higher_is_better(self.best_metric) else 'lowest'} "
+                 f"{self.best_metric}" if self.best_metric else "")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_kimg": self.best_kimg, "best_metric": self.best_metric}
@@ -114,7 +122,7 @@ class MetricsCallback(L.Callback):
             for logger in trainer.loggers:
                 logger.log_metrics({"kimg": kimg, **logged}, step=trainer.global_step)
         value = values.get(self.best_metric) if self.best_metric else None
-        if value is not None and math.isfinite(value) and (self.best is None or value < self.best):
+        if value is not None and math.isfinite(value) and is_better(value, self.best, self.best_metric):
             self.best, self.best_kimg = value, kimg
             if self.dirpath is not None:
                 trainer.save_checkpoint(self.dirpath / "best.ckpt", weights_only=False)

@@ -12,7 +12,7 @@ required (``pr0.2k3``), since the neighbourhood size follows it.
 
 A value is reported under the official name only when the standard network produced it; otherwise 'fid'/'kid'
 become 'fd'/'kd' and ``@<extractor name>`` is appended (``fd2k_full@digitnet``), so that a number from another
-network is never called FID.
+network is never called FID. :func:`higher_is_better` tells which way each value improves (``best.ckpt``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ class MetricSpec:
             return [f"{base}_precision", f"{base}_recall"]
         stem, at = base.split("@", 1)
         return [f"{stem}_precision@{at}", f"{stem}_recall@{at}"]
+
+
+def higher_is_better(key: str) -> bool:
+    """Direction of a reported value (``metrics/`` prefix and ``@network`` suffix allowed): precision and recall
+    (Kynkaanniemi et al. 2019) are better when higher; FID, KID and PPL are distances, better when lower."""
+    stem = str(key).rsplit("/", 1)[-1].split("@", 1)[0]
+    return stem.startswith("pr") and stem.endswith(("_precision", "_recall"))
+
+
+def is_better(value: float, best: float | None, key: str) -> bool:
+    """Whether ``value`` improves on ``best`` (None: nothing yet) for ``key``'s direction; ties do not."""
+    if best is None:
+        return True
+    return value > best if higher_is_better(key) else value < best
 
 
 def _count(text: str, name: str) -> int:

@@ -2,7 +2,8 @@
 
 Generated features are computed once per (network, count) and shared by the metrics that need them (e.g.
 ``fid50k_full`` and ``kid50k_full``); real features/statistics come from the on-disk cache or are computed once
-(all ranks extract a share, rank 0 writes the file). Every rank ends with the same numbers.
+(all ranks extract a share, rank 0 writes the file). Every rank ends with the same numbers. Which reals: the
+official choice (see :mod:`stylegan.metrics.reals`): flips counted with ``data.xflip``, the first ``max_real`` items.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .kid import kernel_inception_distance
 from .names import MetricSpec, parse_metrics
 from .ppl import path_distances, trimmed_mean
 from .precision_recall import precision_recall
+from .reals import check_subset, num_real_items, real_batches, real_indices, subset_label
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,13 @@ def _stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class MetricRunner:
     """Runs ``metrics`` (names, see :mod:`stylegan.metrics.names`) with ``networks``; ``cache_dir`` None
-    disables the disk cache. ``batch_size`` images per generator/extractor call (per rank)."""
+    disables the disk cache. ``batch_size`` images per generator/extractor call (per rank). ``real_subset``: the
+    reals of a metric that uses fewer than all, 'first' (official) or 'random' (see :mod:`stylegan.metrics.reals`)."""
 
     def __init__(self, metrics: list[str], networks: Networks, cache_dir: str | None = None, batch_size: int = 64,
-                 seed: int = 0, progress: bool = True) -> None:
+                 seed: int = 0, progress: bool = True, real_subset: str = "first") -> None:
         self.specs = parse_metrics(metrics)
+        self.real_subset = check_subset(real_subset)
         self.networks, self.batch_size, self.seed, self.progress = networks, int(batch_size), int(seed), progress
         self.cache_dir = None if cache_dir in (None, "") else Path(cache_dir)
         self._real: dict[tuple, dict[str, torch.Tensor]] = {}
@@ -96,13 +100,17 @@ class MetricRunner:
     # ------------------------------------------------------------------ real data
     @staticmethod
     def _count(dm, num: int | None) -> int:
-        return dm.num_images if num is None else min(int(num), dm.num_images)
+        total = num_real_items(dm)
+        return total if num is None else min(int(num), total)
 
     def real(self, dm, net: nn.Module, num: int | None, kind: str, device: torch.device) -> dict[str, torch.Tensor]:
-        """Real features (``kind='features'``) or statistics (``'stats'``) of ``min(num, all)`` images."""
-        count = self._count(dm, num)
+        """Real features (``kind='features'``) or statistics (``'stats'``) of ``min(num, all)`` items (with
+        ``data.xflip`` the mirrored copies are items too)."""
+        count, total = self._count(dm, num), num_real_items(dm)
+        xflip = bool(getattr(dm, "xflip", False))
         meta = {"fingerprint": dm.fingerprint(), "resolution": int(dm.resolution), "extractor": net.name,
-                "count": int(count), "kind": kind}
+                "count": int(count), "kind": kind, "xflip": xflip, "subset": subset_label(total, count,
+                                                                                       self.real_subset)}
         memo = tuple(sorted(meta.items()))
         if memo in self._real:
             return self._real[memo]
@@ -110,12 +118,10 @@ class MetricRunner:
         path = cache_path(self.cache_dir, meta) if self.cache_dir is not None else None
         found = load_cached(path, meta, keys) if path is not None else None
         if any_rank(found is None, device):
-            bs = self.batch_size
+            indices = real_indices(total, count, self.real_subset)
 
             def produce(rank: int, world: int):
-                for i, batch in enumerate(dm.iter_real_images(count, bs)):
-                    if i % world == rank:
-                        yield batch
+                return real_batches(dm, indices, self.batch_size, rank, world)
 
             self.extraction_calls += 1
             rank, _ = rank_world()
