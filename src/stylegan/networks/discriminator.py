@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .kwargs import recorded_kwargs
 from .layers import SQRT_HALF, Conv2dLayer, FullyConnectedLayer, channels_last
 from .mapping import MappingNetwork
 from .progressive import downsample_box, fade, split_lod
@@ -133,6 +134,26 @@ class DiscriminatorEpilogue(nn.Module):
         return x
 
 
+def _check_arguments(kw: dict[str, Any], progressive: bool, downsampling: str, label_conditioning: str) -> None:
+    """The Discriminator's arguments that cannot work together: ValueError naming them."""
+    architecture = kw["architecture"]
+    if label_conditioning not in ("projection", "switch"):
+        raise ValueError(f"label_conditioning must be 'projection' or 'switch', got {label_conditioning!r}")
+    if label_conditioning == "switch" and (kw["cmap_dim"] is not None or kw["mapping_kwargs"]):
+        raise ValueError("label_conditioning='switch' has no label mapping: leave cmap_dim and mapping_kwargs "
+                         "unset")
+    check_resolution(kw["img_resolution"], "img_resolution")
+    check_architecture(architecture, "discriminator")
+    if downsampling != "fir" and architecture != "orig":
+        raise ValueError(f"downsampling={downsampling!r} (StyleGAN1's D) needs the 'orig' discriminator "
+                         f"architecture, got {architecture!r}")
+    if progressive and architecture != "orig":
+        raise ValueError(f"progressive growing needs the 'orig' discriminator architecture, got {architecture!r}")
+    check_at_least(1, img_channels=kw["img_channels"], channel_base=kw["channel_base"],
+                   channel_max=kw["channel_max"], mbstd_group_size=kw["mbstd_group_size"])
+    check_at_least(0, c_dim=kw["c_dim"], mbstd_num_channels=kw["mbstd_num_channels"])
+
+
 class Discriminator(nn.Module):
     """``D(img, c) -> logits [N, 1]``. ``mapping_kwargs`` configure the label mapping of a conditional D."""
 
@@ -154,34 +175,16 @@ class Discriminator(nn.Module):
         label_conditioning: str = "projection",
     ) -> None:
         super().__init__()
-        self.init_kwargs = dict(
-            c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base,
-            channel_max=channel_max, architecture=architecture, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
-            mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
-            mapping_kwargs=dict(mapping_kwargs or {}),
+        self.init_kwargs = recorded_kwargs(  # networks/kwargs.py: the official kwargs, extensions when not default
+            dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels, channel_base=channel_base,
+                 channel_max=channel_max, architecture=architecture, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
+                 mbstd_group_size=mbstd_group_size, mbstd_num_channels=mbstd_num_channels,
+                 mapping_kwargs=dict(mapping_kwargs or {})),
+            {"progressive": (progressive, False), "downsampling": (downsampling, "fir"),
+             "label_conditioning": (label_conditioning, "projection")},
         )
-        if progressive:
-            self.init_kwargs["progressive"] = True
-        if downsampling != "fir":
-            self.init_kwargs["downsampling"] = downsampling
-        if label_conditioning != "projection":
-            self.init_kwargs["label_conditioning"] = label_conditioning
-        if label_conditioning not in ("projection", "switch"):
-            raise ValueError(f"label_conditioning must be 'projection' or 'switch', got {label_conditioning!r}")
-        if label_conditioning == "switch" and (cmap_dim is not None or mapping_kwargs):
-            raise ValueError("label_conditioning='switch' has no label mapping: leave cmap_dim and mapping_kwargs "
-                             "unset")
-        check_resolution(img_resolution, "img_resolution")
-        check_architecture(architecture, "discriminator")
-        if downsampling != "fir" and architecture != "orig":
-            raise ValueError(f"downsampling={downsampling!r} (StyleGAN1's D) needs the 'orig' discriminator "
-                             f"architecture, got {architecture!r}")
-        if progressive and architecture != "orig":
-            raise ValueError(f"progressive growing needs the 'orig' discriminator architecture, got {architecture!r}")
+        _check_arguments(self.init_kwargs, progressive, downsampling, label_conditioning)
         self.progressive, self.lod = progressive, 0.0
-        check_at_least(1, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max,
-                       mbstd_group_size=mbstd_group_size)
-        check_at_least(0, c_dim=c_dim, mbstd_num_channels=mbstd_num_channels)
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.architecture, self.label_conditioning = architecture, label_conditioning
         channels = channels_per_resolution(img_resolution, channel_base, channel_max)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .kwargs import recorded_kwargs
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork, check_at_least
 
@@ -44,17 +45,16 @@ class Generator(nn.Module):
         label_embedding (embed | concat: mapping.py)."""
         super().__init__()
         mapping_kwargs = dict(mapping_kwargs or {})
-        saved_mapping = {k: v for k, v in mapping_kwargs.items() if (k, v) != ("label_embedding", "embed")}
-        self.init_kwargs = dict(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
-            channel_base=channel_base, channel_max=channel_max, architecture=architecture, style_block=style_block,
-            conv_clamp=conv_clamp, use_noise=use_noise, fused_modconv_default=fused_modconv_default,
-            mapping_kwargs=saved_mapping,  # the default label embedding left out, as the official kwargs
+        official_mapping = {k: v for k, v in mapping_kwargs.items() if k != "label_embedding"}
+        embedding = {"label_embedding": (mapping_kwargs.get("label_embedding", "embed"), "embed")}
+        self.init_kwargs = recorded_kwargs(  # networks/kwargs.py: the official kwargs, extensions when not default
+            dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
+                 channel_base=channel_base, channel_max=channel_max, architecture=architecture,
+                 style_block=style_block, conv_clamp=conv_clamp, use_noise=use_noise,
+                 fused_modconv_default=fused_modconv_default,
+                 mapping_kwargs=recorded_kwargs(official_mapping, embedding)),
+            {"output_activation": (output_activation, "linear"), "progressive": (progressive, False)},
         )
-        if output_activation != "linear":  # kept out of the official kwargs when it is the official default
-            self.init_kwargs["output_activation"] = output_activation
-        if progressive:
-            self.init_kwargs["progressive"] = True
         check_at_least(1, z_dim=z_dim, w_dim=w_dim, img_channels=img_channels, channel_base=channel_base,
                        channel_max=channel_max, mapping_num_layers=mapping_kwargs.get("num_layers"))
         check_at_least(0, c_dim=c_dim)
