@@ -33,14 +33,78 @@ def test_p0_is_the_identity_bit_exact():
         assert torch.equal(AdaptiveAugment(p=0.0)(x), x)
 
 
-def test_p1_samples_every_transform():
+def _within_binomial(hits: int, n: int, q: float, what: str) -> None:
+    """``hits`` of ``n`` draws against the exact probability ``q``: at most 6 standard deviations of a
+    Binomial(n, q) off (a floor of one draw's variance where q is 0 or 1, for the measure-zero exact identity)."""
+    bound = 6 * math.sqrt(max(q * (1 - q), 1 / n) / n)
+    assert abs(hits / n - q) <= bound, f"{what}: {hits}/{n} = {hits / n:.5f}, expected {q:.5f} +- {bound:.5f}"
+
+
+def _events(prm: dict[str, torch.Tensor], p: float) -> dict[str, tuple[torch.Tensor, float]]:
+    """Each drawn transform's non-identity event and its exact probability under the official AugmentPipe: one
+    coin of probability p per transform (both translation axes share one; the fractional one too), the two
+    rotations each 1 - sqrt(1 - p), so that "any rotation" is p; a hit draws x-flip and luma flip from {0, 1} and
+    rot90 from {0, 1, 2, 3} uniformly (identity included), every continuous value is almost surely not the
+    identity."""
+    p_rot = 1 - math.sqrt(1 - p)
+    out = {"xflip": (prm["xflip"] == 1, p / 2), "lumaflip": (prm["lumaflip"] == 1, p / 2),
+           "xint": (prm["xint"][0] != 0, p), "fx": (prm["fx"] != 0, p),
+           "prerot": (prm["prerot"] != 0, p_rot), "postrot": (prm["postrot"] != 0, p_rot)}
+    out.update({f"rot90={k}": (prm["rot90"] == k, p / 4) for k in (1, 2, 3)})
+    out.update({k: (prm[k] != IDENTITY[k], p) for k in ("scale", "aniso", "brightness", "contrast", "hue",
+                                                          "saturation")})
+    return out
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3])
+def test_each_transform_fires_with_its_exact_probability(p):
+    """n = 100k draws: every transform's frequency, every pair's joint frequency (independent coins: the product),
+    "any rotation" = p and the shared translation coins, within 6 binomial standard deviations of the exact value.
+    At p = 0.3 a rotation drawn with probability p (instead of p_rot = 0.163) is off by 160 sigma."""
+    n = 100_000
     torch.manual_seed(0)
-    prm = AdaptiveAugment(p=1.0).sample(256, "cpu")
-    for k in (*GEOM, *COLOR):
-        assert (prm[k] != IDENTITY[k]).float().mean() > (0.15 if k in ("prerot", "postrot") else 0.4), k
-    assert set(prm["rot90"].tolist()) == {0, 1, 2, 3} and prm["xint"].abs().max() <= 0.125
-    y = AdaptiveAugment(p=1.0)(torch.randn(4, 3, 16, 16))
+    prm = AdaptiveAugment(p=p).sample(n, "cpu")
+    events = _events(prm, p)
+    for name, (hit, q) in events.items():
+        _within_binomial(int(hit.sum()), n, q, name)
+    singles = {k: v for k, v in events.items() if not k.startswith("rot90=")}  # rot90's values exclude each other
+    names = sorted(singles)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            (ha, qa), (hb, qb) = singles[a], singles[b]
+            _within_binomial(int((ha & hb).sum()), n, qa * qb, f"{a} and {b}")
+    _within_binomial(int(((prm["prerot"] != 0) | (prm["postrot"] != 0)).sum()), n, p, "any rotation")
+    assert torch.equal(prm["xint"][0] != 0, prm["xint"][1] != 0) and torch.equal(prm["fx"] != 0, prm["fy"] != 0)
+    assert prm["xint"].abs().max() <= 0.125 and prm["rot90"].unique().tolist() == [0, 1, 2, 3]
+    y = AdaptiveAugment(p=p)(torch.randn(4, 3, 16, 16))
     assert y.shape == (4, 3, 16, 16) and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3])
+def test_drawn_values_follow_the_official_distributions(p):
+    """Where a transform fires, its value as the official draws it: exp2(N(0, std)) scalings (std 0.2, 0.2, 0.5,
+    1), N(0, 0.2) brightness, N(0, 0.125) fractional translation, uniform rotations and hue in (-pi, pi), uniform
+    integer translation in (-0.125, 0.125): the mean within 6 standard errors of 0 and the variance within 6
+    standard errors of the exact one (normal: 2 sigma^4 / n for the variance's variance; uniform on (-a, a):
+    4 a^4 / 45 / n)."""
+    torch.manual_seed(1)
+    prm = AdaptiveAugment(p=p).sample(50_000, "cpu")
+    normal = {"scale": 0.2, "aniso": 0.2, "contrast": 0.5, "saturation": 1.0}
+    draws = {k: (prm[k][prm[k] != 1].double().log2(), s, "normal") for k, s in normal.items()}
+    draws["brightness"] = (prm["brightness"][prm["brightness"] != 0].double(), 0.2, "normal")
+    draws["fx"] = (torch.cat([prm["fx"], prm["fy"]])[torch.cat([prm["fx"], prm["fy"]]) != 0].double(), 0.125,
+                   "normal")
+    for k in ("prerot", "postrot", "hue"):
+        draws[k] = (prm[k][prm[k] != 0].double(), math.pi, "uniform")
+    draws["xint"] = (prm["xint"][prm["xint"] != 0].double(), 0.125, "uniform")
+    for k, (v, s, kind) in draws.items():
+        m = v.numel()
+        var = s * s if kind == "normal" else s * s / 3
+        var_sd = math.sqrt(2 * s**4 / m) if kind == "normal" else math.sqrt(4 * s**4 / 45 / m)
+        assert abs(v.mean().item()) <= 6 * math.sqrt(var / m), (k, v.mean().item())
+        assert abs(v.var().item() - var) <= 6 * var_sd, (k, v.var().item(), var)
+        if kind == "uniform":
+            assert v.abs().max() < s, k
 
 
 def test_xflip_and_rot90_are_exact():
@@ -173,23 +237,37 @@ def test_gradients_reach_the_images_and_r1_double_backward():
     assert w.grad is not None and w.grad.abs().sum() > 0
 
 
-def test_controller_follows_the_formula():
-    aug = AdaptiveAugment(p=0.0, target=0.6, interval=4, speed_kimg=0.1)
-    batch, p = 8, 0.0
-    signs = [1.0] * 8 + [-1.0] * 4 + [1.0] * 6  # r_t high (p up), then low (p down), then high
-    acc = []
-    for it, s in enumerate(signs):
-        logits = torch.full([batch, 1], s)
-        logits[0] = 0.0  # sign 0 counts in the mean
-        logs = aug.observe(logits, it)
-        acc.append(s * (batch - 1) / batch)
-        if it % 4 == 0:
-            rt = sum(acc) / len(acc)
-            p = min(max(p + math.copysign(1, rt - 0.6) * batch * 4 / 100, 0.0), 1.0)
-            acc = []
-        assert float(logs["augment/p"]) == pytest.approx(p, abs=1e-6), it
-    assert 0 < p < 1
-    assert float(aug.rt) == pytest.approx(7 / 8)  # the last interval: all positive, one zero per batch
+def _official_next(p: float, signs: list[float], target: float, batch: int, interval: int, ada_kimg: float) -> float:
+    """stylegan2-ada-pytorch training_loop.py (l.314-318): after every ``interval``-th minibatch,
+    adjust = sign(E[sign D(real)] - target) * batch * interval / (ada_kimg * 1000); p = max(p + adjust, 0)."""
+    rt = sum(signs) / len(signs)
+    adjust = (rt > target) - (rt < target)
+    return max(p + adjust * batch * interval / (ada_kimg * 1000), 0.0)
+
+
+def test_controller_takes_the_official_next_value_after_every_interval():
+    """Batches of 8 logits, interval 4, ada_kimg 0.1 (a step of 0.32): p stays put for 3 minibatches and moves
+    on the 4th (the official counts batch_idx after the increment) by exactly the official step from the mean
+    sign of the interval's 32 logits, down to 0 and no lower, and up past 1 (the official clamps at 0 only;
+    drawing clamps p to [0, 1]). Zeros count in the mean: 2 zeros, 5 positive, 1 negative is r_t = 0.5, below
+    the target (0.67 above it without the zeros)."""
+    batch, interval, ada_kimg, target = 8, 4, 0.1, 0.6
+    aug = AdaptiveAugment(p=0.05, target=target, interval=interval, speed_kimg=ada_kimg)
+    up, down, zeros_count = (1, 7, 0), (1, 0, 7), (2, 5, 1)  # per minibatch: zeros, positive, negative logits
+    plan = [up, down, down, up, up, up, up, up, down, zeros_count]  # p: 0.37 0.05 0 0.32 ... 1.60 1.28 0.96
+    expected, window, it = 0.05, [], 0
+    for zeros, pos, neg in plan:
+        for _ in range(interval):
+            logits = torch.tensor([0.0] * zeros + [2.5] * pos + [-0.5] * neg).view(batch, 1)
+            logs = aug.observe(logits, it)
+            window += [0.0] * zeros + [1.0] * pos + [-1.0] * neg
+            if len(window) == batch * interval:
+                rt = sum(window) / len(window)
+                expected, window = _official_next(expected, window, target, batch, interval, ada_kimg), []
+                assert float(aug.rt) == pytest.approx(rt, abs=1e-7), it
+            assert float(logs["augment/p"]) == pytest.approx(expected, abs=1e-6), it
+            it += 1
+    assert expected == pytest.approx(0.96) and float(aug.p) == pytest.approx(0.96, abs=1e-6)
 
 
 def test_fixed_p_and_state_round_trip():
@@ -216,22 +294,34 @@ def _train(run_dir: Path, *overrides: str) -> dict:
 
 
 def test_hydra_run_with_ada_logs_p_and_resumes_exactly(tmp_path):
+    """2 iterations, p updated after each (interval 1) by the official step 8 / 100 from the logged r_t; then
+    4 iterations straight == the 2 resumed from that checkpoint under another seed (a run that ignored the
+    checkpoint would start from other weights): every weight and buffer (p, r_t, the sign statistics) identical,
+    and the resumed run's first logged row is past the checkpoint's kimg."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ada = ["model/augment=ada", "model.augment.p=0.5", "model.augment.interval=1", "model.augment.speed_kimg=0.1"]
+        ada = ["model/augment=ada", "model.augment.p=0.5", "model.augment.interval=1", "model.augment.speed_kimg=0.1",
+               "trainer.log_every_n_steps=1"]
         half = _train(tmp_path / "half", *ada)
         assert half["stylegan"]["iteration"] == 2
-        p = half["state_dict"]["augment.p"]
-        assert p != 0.5 and 0 <= p <= 1  # two updates of 8 images at speed 0.1 kimg: +-0.08 each
-        rows = list(csv.DictReader((tmp_path / "half" / "csv" / "metrics.csv").open()))
-        assert [float(r["augment/p"]) for r in rows if r.get("augment/p")][-1] == pytest.approx(float(p))
-        assert any(r.get("augment/rt") for r in rows)
+        rows = [r for r in csv.DictReader((tmp_path / "half" / "csv" / "metrics.csv").open()) if r.get("augment/p")]
+        assert [int(r["step"]) for r in rows] == [0, 1]
+        p = 0.5
+        for r in rows:
+            rt = float(r["augment/rt"])
+            p = max(p + math.copysign(0.08, rt - 0.6) * (rt != 0.6), 0.0)
+            assert float(r["augment/p"]) == pytest.approx(p, abs=1e-6)
+        assert float(half["state_dict"]["augment.p"]) == pytest.approx(p, abs=1e-6)
         full = _train(tmp_path / "full", *ada, "total_kimg=0.032")
-        resumed = _train(tmp_path / "resumed", *ada, "total_kimg=0.032",
+        resumed = _train(tmp_path / "resumed", *ada, "total_kimg=0.032", "seed=1",
                          f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}")
-        for k in ("augment.p", "augment.rt", "augment.stats"):
-            assert torch.equal(full["state_dict"][k], resumed["state_dict"][k]), k
+        first = next(csv.DictReader((tmp_path / "resumed" / "csv" / "metrics.csv").open()))
+        assert int(first["step"]) == 2 and float(first["kimg"]) == pytest.approx(0.024)
+        assert full["stylegan"]["cur_nimg"] == resumed["stylegan"]["cur_nimg"] == 32
+        a, b = full["state_dict"], resumed["state_dict"]
+        assert a.keys() == b.keys() and {"augment.p", "augment.rt", "augment.stats"} <= a.keys()
+        assert [k for k in a if not torch.equal(a[k], b[k])] == []
     finally:
         torch.set_num_threads(before)
 

@@ -19,8 +19,9 @@ through). 1-channel images: the color matrix is applied to (g, g, g) and the res
 so only brightness, contrast and luma flip act (hue and saturation are the identity on gray).
 
 p is a buffer (checkpointed). With ``target`` set, ``observe`` adjusts p from the sign of D's real logits
-(Sec. 3, Eq. r_t = E[sign(D_train)]): every ``interval`` minibatches p += sign(r_t - target) * N * interval /
-(speed_kimg * 1000), clamped to [0, 1] (p can go from 0 to 1 in ``speed_kimg``). ``target=None``: fixed p.
+(Sec. 3, Eq. r_t = E[sign(D_train)]): after every ``interval``-th minibatch p += sign(r_t - target) * N * interval /
+(speed_kimg * 1000), clamped at 0 only, as official (p can go from 0 to 1 in ``speed_kimg``; drawing clamps it to
+[0, 1]). ``target=None``: fixed p.
 """
 
 from __future__ import annotations
@@ -291,7 +292,8 @@ class AdaptiveAugment(nn.Module):
     def observe(self, real_logits: torch.Tensor, iteration: int) -> dict[str, torch.Tensor]:
         """Called once per minibatch (0-based ``iteration``) with D's logits on the reals of D's main pass:
         accumulate sum(sign) and count on the device (summed over DDP ranks, so every rank holds the same p);
-        on iterations divisible by ``interval`` (as official) update p. Returns the values to log. (The official
+        after every ``interval``-th minibatch (0-based ``iteration + 1`` divisible by it: the official's batch_idx
+        after its increment) update p. Returns the values to log. (The official
         also counts the reals of a separate lazy-R1 pass, one extra minibatch every 16; here only D main's.)"""
         if self.target is None:
             return {"augment/p": self.p.clone()}
@@ -300,10 +302,10 @@ class AdaptiveAugment(nn.Module):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(step)
         self.stats += step.to(self.stats.device)
-        if iteration % self.interval == 0:
+        if (iteration + 1) % self.interval == 0:
             rt = self.stats[0] / self.stats[1].clamp(min=1)
             adjust = torch.sign(rt - self.target) * step[1].to(rt.device) * self.interval / (self.speed_kimg * 1000)
-            self.p.copy_((self.p + adjust).clamp(0, 1))
+            self.p.copy_((self.p + adjust).clamp(min=0))
             self.rt.copy_(rt)
             self.stats.zero_()
         return {"augment/p": self.p.clone(), "augment/rt": self.rt.clone()}
