@@ -3,6 +3,11 @@
 Each run (and each job of a ``-m`` sweep) writes ``status.json`` and closes its loggers, also when it fails. In a
 sweep a failed job does not stop the others: its error is logged and written, it returns NaN to the sweeper, and
 the sweep's report (``stylegan.report``, written when the sweep ends) marks it.
+
+SIGTERM and SIGINT stop a run at a step boundary with ``last.ckpt`` written, ``status.json`` ``interrupted`` and
+exit code 128 + signal; a sweep stops after that job (``training/interrupt.py``). A run whose checkpoint already
+reached ``total_kimg`` trains nothing and changes nothing. A checkpoint that cannot be written (disk full, quota,
+permission) is one line and exit code 1; the previous checkpoint stays.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import cli
 from .metrics.extractors import MetricSetupError
-from .training import AtomicCheckpointIO, preflight, tracking, transfer
+from .training import AtomicCheckpointIO, interrupt, preflight, tracking, transfer
+from .training.callbacks import CheckpointWriteError
 from .utils.config_dir import config_dir, refuse_file_output_dir
 from .utils.resolvers import register as register_resolvers
 
@@ -29,6 +35,11 @@ BAD_INPUT = (tracking.TrackingError, preflight.ConfigError)  # with cli.BAD_INPU
 
 def bad_input_line(e: BaseException) -> str | None:
     return cli.bad_input_line(e, BAD_INPUT)
+
+
+def failure_line(e: BaseException) -> str | None:
+    """The one line of bad input (exit code 2) or of a checkpoint that could not be written (exit code 1)."""
+    return bad_input_line(e) or (str(e) if isinstance(e, CheckpointWriteError) else None)
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -45,13 +56,16 @@ def _optimized_value(trainer: L.Trainer, name: str | None) -> float | None:
     return float(trainer.callback_metrics[name])
 
 
+def checkpoint_dir(cfg: DictConfig) -> Path:
+    return Path(OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or f"{cfg.paths.output_dir}/checkpoints")
+
+
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path``; ``auto``: the run folder's own ``last.ckpt`` if one was written (preempted, requeued)."""
     ckpt = cfg.get("ckpt_path")
     if ckpt != "auto":
         return ckpt
-    dirpath = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath") or f"{cfg.paths.output_dir}/checkpoints"
-    last = Path(dirpath) / "last.ckpt"
+    last = checkpoint_dir(cfg) / "last.ckpt"
     log.info("ckpt_path=auto: %s", f"resuming from {last}" if last.is_file() else "no last.ckpt, starting fresh")
     return str(last) if last.is_file() else None
 
@@ -61,21 +75,29 @@ def train(cfg: DictConfig) -> float | None:
     value (None when it is not set)."""
     info = tracking.job_info()
     out = cfg.paths.output_dir
+    if info.multirun and interrupt.skip_job(info.job_num):
+        return math.nan
     previous = tracking.read_status(out)
+    interrupt.clear_partial_writes(checkpoint_dir(cfg))
+    ckpt_path = checkpoint_to_resume(cfg)
+    done = interrupt.finished_kimg(ckpt_path, cfg.total_kimg)
+    if done is not None:
+        log.info("complete: %s reached total_kimg=%g (kimg %g); nothing to train", ckpt_path, cfg.total_kimg, done)
+        return previous.get("optimized_metric")
     tracking.write_status(out, "running", info)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     loggers: list = []
     try:
+        preflight.check_config(cfg)  # in a sweep: the values this job was given
         transfer.check_required(cfg.model)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
         model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # into checkpoints, for stylegan-evaluate
-        ckpt_path = checkpoint_to_resume(cfg)
         preflight.check_run(cfg.total_kimg, cfg.data.get("batch_size"), model)
         preflight.check_resume(ckpt_path, model)
         transfer.initialize(model, resumed=ckpt_path is not None)  # fresh runs only: a resume keeps its weights
-        callbacks = _instantiate_all(cfg.get("callbacks"))
+        callbacks = [*_instantiate_all(cfg.get("callbacks")), interrupt.StopOnSignal()]
         resumed_id = previous.get("wandb_id") if ckpt_path else None  # a resumed run continues its W&B run
         loggers = tracking.build_loggers(cfg.get("logger"), info, resumed_id)
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -87,8 +109,15 @@ def train(cfg: DictConfig) -> float | None:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         value = _optimized_value(trainer, cfg.get("optimized_metric"))
     except BaseException as e:
+        stop = interrupt.as_interruption(e)
+        if stop is not None:
+            tracking.close_loggers(loggers, failed=True, signum=stop.signum)
+            tracking.write_status(out, "interrupted", info, signal=stop.name, kimg=stop.kimg, note=str(stop))
+            if stop is e:
+                raise
+            raise stop from None
         tracking.close_loggers(loggers, failed=True)
-        error = bad_input_line(e) or f"{type(e).__name__}: {e}"
+        error = failure_line(e) or f"{type(e).__name__}: {e}"
         tracking.write_status(out, "failed", info, error=error.splitlines()[0][:1000] if error.strip() else repr(e))
         raise
     tracking.close_loggers(loggers, failed=False)
@@ -102,11 +131,14 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    cli.preflight("stylegan-train", cfg)  # the whole config, before anything is built (stylegan/preflight.py)
     multirun = tracking.job_info().multirun
     try:
         return train(cfg)
+    except interrupt.RunInterrupted:  # status.json and the log say it; main() exits with 128 + signal
+        return math.nan if multirun else None
     except Exception as e:
-        line = bad_input_line(e)
+        line = failure_line(e)
         if multirun:  # the sweep goes on; the traceback of a non-input error lands in the job's log file
             if line:
                 log.error("job failed: %s", line)
@@ -115,6 +147,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             return math.nan
         if line is None:
             raise
+        if isinstance(e, CheckpointWriteError):  # not bad input (exit code 2): the run failed, nothing lost
+            print(f"stylegan-train: error: {line}", file=sys.stderr)
+            sys.exit(1)
         cli.refuse("stylegan-train", line)
 
 
@@ -122,7 +157,12 @@ def main() -> float | None:
     """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
     refuse_file_output_dir("stylegan-train", sys.argv[1:])
     cli.freeze_heap()
-    return _hydra_main()
+    with interrupt.catching():
+        value = _hydra_main()
+        signum = interrupt.stopped()
+    if signum:
+        sys.exit(128 + signum)
+    return value
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,63 @@ from ..utils.images import make_grid, save_image
 from .tracking import log_image
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, quota, permission): one line, the previous one is intact."""
+
+
+class _Sink:
+    """A file for ``torch.save`` that remembers the ``OSError`` of a failed write: torch's zip writer replaces it by
+    an unrelated ``RuntimeError`` ("unexpected pos ...")."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _saved_kimg(path: Path) -> float | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["stylegan"]["cur_nimg"]) / 1000
+    except Exception:
+        return None
+
+
+def write_failure_line(path: Path, e: OSError) -> str:
+    """``could not write checkpoint <path>: <strerror> (<ERRNO>); the previous one (kimg K) is intact; ...``."""
+    reason = f"{os.strerror(e.errno)} ({errno.errorcode.get(e.errno, e.errno)})" if e.errno else str(e)
+    kimg = _saved_kimg(path) if path.is_file() else None
+    previous = (f"the previous {path.name} (kimg {kimg:g}) is intact" if kimg is not None
+                else f"the previous {path.name} is untouched" if path.exists() else f"no earlier {path.name} exists")
+    return (f"could not write checkpoint {path}: {reason}; {previous}. Free space (or fix the folder's quota or "
+            "permissions), then resume with ckpt_path=auto")
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write to a temp file in the same folder, fsync, then ``os.replace``: a checkpoint is whole or absent.
+    A failed write (``OSError``: ENOSPC, EDQUOT, EACCES, ...) raises :class:`CheckpointWriteError` with one line.
     Loads with ``weights_only=True``."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        with atomic_open(path) as f:
-            torch.save(checkpoint, f)
+        path = Path(path)
+        try:
+            with atomic_open(path) as f:
+                sink = _Sink(f)
+                try:
+                    torch.save(checkpoint, sink)
+                except RuntimeError:
+                    if sink.error is None:
+                        raise
+                    raise sink.error from None
+        except OSError as e:
+            raise CheckpointWriteError(write_failure_line(path, e)) from e
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         if not Path(path).is_file():
@@ -92,15 +144,24 @@ class KimgCheckpoint(L.Callback):
     def __init__(self, dirpath: str, every_kimg: float = 10.0, keep_snapshots: bool = False) -> None:
         self.dirpath, self.every_kimg, self.keep_snapshots = Path(dirpath), every_kimg, keep_snapshots
         self._last = -1
+        self._saved_nimg: int | None = None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._last = int(pl_module.cur_nimg // max(self.every_kimg * 1000, 1))
 
-    def _save(self, trainer, pl_module) -> None:
-        names = ["last.ckpt"] + ([f"snapshot-{pl_module.cur_nimg // 1000:06d}.ckpt"] if self.keep_snapshots else [])
+    def _save(self, trainer, pl_module, snapshots: bool = True) -> None:
+        names = ["last.ckpt"] + ([f"snapshot-{pl_module.cur_nimg // 1000:06d}.ckpt"]
+                                 if self.keep_snapshots and snapshots else [])
         for name in names:
             # save-side flag: False = full checkpoint (optimizers, loops, RNG), not only weights
             trainer.save_checkpoint(self.dirpath / name, weights_only=False)
+        self._saved_nimg = pl_module.cur_nimg
+
+    def save_last(self, trainer, pl_module) -> Path:
+        """``last.ckpt`` now, unless it was just written at this step (a run stopped by a signal; all ranks call)."""
+        if self._saved_nimg != pl_module.cur_nimg:
+            self._save(trainer, pl_module, snapshots=False)
+        return self.dirpath / "last.ckpt"
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         tick = _crossed(pl_module, self.every_kimg, self._last)

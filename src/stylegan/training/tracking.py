@@ -3,8 +3,8 @@ hyper-parameters, W&B runs closed at the end of each job (also a failed one), an
 
 A multirun job's W&B run is named after the overrides that the sweep varies (``model/generator=orig``), grouped by
 the sweep folder, and its config tab holds the whole resolved Hydra config plus the git commit. ``status.json``
-(``running`` -> ``completed`` | ``failed`` with the error) is what ``stylegan-report`` reads to show failed and
-unfinished jobs.
+(``running`` -> ``completed`` | ``failed`` with the error | ``interrupted`` with the signal) is what
+``stylegan-report`` reads to show failed, interrupted and unfinished jobs.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import datetime
 import json
 import netrc
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -169,21 +170,28 @@ def log_image(loggers: list, key: str, array: np.ndarray, step: int, caption: st
             logger.experiment.add_image(key, array, global_step=step, dataformats="HWC")
 
 
-def close_loggers(loggers: list, failed: bool) -> None:
-    """Finish this job's W&B run (exit code 1 if it failed) so that the next job of a sweep starts its own."""
+def close_loggers(loggers: list, failed: bool, signum: int | None = None) -> None:
+    """Finish this job's W&B run (exit code 1 if it failed) so that the next job of a sweep starts its own. Stopped
+    by signal ``signum``: the W&B run is marked preempting, ``interrupted`` (the signal's name) goes to its summary,
+    and its exit code is 128 + signum, as the process's."""
     for logger in loggers:
         with contextlib.suppress(Exception):  # closing must not hide the job's own error
-            logger.finalize("failed" if failed else "success")
+            logger.finalize("failed" if failed or signum else "success")
     if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
         import wandb
 
         if wandb.run is not None:
-            wandb.finish(exit_code=1 if failed else 0)
+            if signum:
+                with contextlib.suppress(Exception):
+                    wandb.run.mark_preempting()
+                    wandb.run.summary["interrupted"] = signal.Signals(signum).name
+            wandb.finish(exit_code=128 + signum if signum else 1 if failed else 0)
 
 
 @rank_zero_only
 def write_status(output_dir: str | os.PathLike, status: str, info: JobInfo, **extra: Any) -> None:
-    """``output_dir/status.json``: ``running`` | ``completed`` | ``failed`` (with ``error``), the job's overrides."""
+    """``output_dir/status.json``: ``running`` | ``completed`` | ``failed`` (with ``error``) | ``interrupted`` (with
+    ``signal``), the job's overrides."""
     path = Path(output_dir) / STATUS_FILE
     record = read_status(output_dir)
     now = datetime.datetime.now().isoformat(timespec="seconds")
