@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from stylegan.train import main
-from stylegan.training.ada import COLOR, GEOM, SYM6, AdaptiveAugment, filtered_warp, geometric_inverse
+from stylegan.training.ada import SYM6, AdaptiveAugment, filtered_warp, geometric_inverse
 from sweeping import QUICK
 
 IDENTITY = {"xflip": 0, "rot90": 0, "scale": 1.0, "prerot": 0.0, "aniso": 1.0, "postrot": 0.0, "fx": 0.0, "fy": 0.0,
