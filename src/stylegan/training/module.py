@@ -2,9 +2,11 @@
 
 Per minibatch, in the official order: G main (non-saturating logistic), G reg (path length, every
 ``g_reg_interval``), D main (logistic on fakes and reals), D reg (R1, every ``d_reg_interval``); then the G EMA
-update. With an interval of 1 the main and regularization losses share one backward and one optimizer step (the
-official "Gboth"/"Dboth", needed by the paper's configs A-B). Only the network being trained has
-``requires_grad`` in each phase. Progress is counted in images shown (``cur_nimg``), as in the paper.
+update. With an interval of 1 the main and regularization losses share one optimizer step (the official
+"Gboth"/"Dboth", needed by the paper's configs A-B). Each phase runs in rounds of ``batch_gpu`` images whose
+gradients add up before its one step (the official ``--batch-gpu``; ``training/rounds.py``). Only the network
+being trained has ``requires_grad`` in each phase. Progress is counted in images shown (``cur_nimg``), as in the
+paper.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from dataclasses import asdict
 
 import lightning as L
 import torch
-import torch.distributed as dist
 
 from ..losses import (
     at_least_float32,
@@ -42,36 +43,15 @@ from .guard import guarded_step, nonfinite_flag
 from .lazy import lazy_adam
 from .mixing import mix_styles
 from .progressive import ProgressiveConfig, apply_stage, progressive_config, schedule_minibatch
+from .ranks import gather_objects, global_mean
+from .ranks import world_size as _world_size
+from .rounds import RoundLosses, check_batch_gpu, check_setup, mbstd_group, round_size, split
 from .state import capture_rng, reseed_for_rank, restore_rng
 from .transfer import frozen_parameters, trainable
 
 NAN_POLICIES = ("skip", "stop")
 # G_ema is an eval-mode submodule on purpose (it is never trained by backprop).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
-
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def global_mean(x: torch.Tensor) -> torch.Tensor:
-    """Mean over this rank's elements and all other ranks' (differentiable all-reduce under DDP)."""
-    world = _world_size()
-    if world == 1:
-        return x.mean()
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(x.sum() / (x.numel() * world))
-
-
-def _gather_objects(obj) -> list:
-    """``obj`` of every rank, in rank order (all ranks call this together; checkpoints are dumped on every rank)."""
-    world = _world_size()
-    if world == 1:
-        return [obj]
-    out = [None] * world
-    dist.all_gather_object(out, obj)
-    return out
 
 
 class StyleGAN2Module(L.LightningModule):
@@ -92,6 +72,7 @@ class StyleGAN2Module(L.LightningModule):
         freeze_g_mapping: bool = False,
         progressive: ProgressiveConfig | dict | None = None,
         compile: bool | str | dict | None = None,
+        batch_gpu: int | None = None,
     ) -> None:
         """``ema_kimg`` None: ``global_batch * 10 / 32`` (the official default). ``nan_policy``: 'skip' drops a
         step whose loss or gradient is not finite, on the device (counted, logged; guard.py); 'stop' raises.
@@ -101,7 +82,8 @@ class StyleGAN2Module(L.LightningModule):
         ``training/draws.py``). ``init_from`` (weights to start a fresh run from; ``stylegan.train`` applies it),
         ``freeze_d`` (Freeze-D: D's K highest-resolution blocks), ``freeze_g_mapping``: see ``training/transfer.py``.
         ``progressive``: progressive growing (``training/progressive.py``; None: off). ``compile``: torch.compile of
-        the training phases (``training/compile.py``: main passes and regularizers; None: off)."""
+        the training phases (``training/compile.py``: main passes and regularizers; None: off). ``batch_gpu``: images
+        per round of gradient accumulation on one device (``training/rounds.py``; None: the whole batch at once)."""
         super().__init__()
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
@@ -119,6 +101,7 @@ class StyleGAN2Module(L.LightningModule):
             raise ConfigError("model.compile with model.progressive: the level of detail changes every step and "
                               "would recompile G and D each time; set model.compile=null for progressive growing")
         self.draws = Draws(draws)
+        self.batch_gpu = check_batch_gpu(batch_gpu)
         self.loss_cfg = loss if isinstance(loss, LossConfig) else LossConfig(**dict(loss or {}))
         self.optim_cfg = optim if isinstance(optim, OptimConfig) else OptimConfig(**dict(optim or {}))
         self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
@@ -153,6 +136,7 @@ class StyleGAN2Module(L.LightningModule):
                               f"{G.img_channels}x{G.img_resolution}x{G.img_resolution}: fix data.resolution/channels")
         if self.progressive is not None:
             schedule_minibatch(self.progressive, G, self.D, dm, self.trainer.world_size)
+        check_setup(self.batch_gpu, G, self.D, dm, self.progressive, self.trainer.world_size)
 
     # ----------------------------------------------------------------- phases
     def _latents(self, n: int, real_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,15 +183,22 @@ class StyleGAN2Module(L.LightningModule):
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
-    def _step(self, opt, net: torch.nn.Module, losses: dict[str, torch.Tensor], phase: str) -> torch.Tensor:
-        """Backward every loss, then step unless a loss or gradient is non-finite (all ranks agree): ``skip``
+    def _rounds(self, n: int) -> int:
+        """The number of accumulation rounds of a phase on ``n`` images (this device's)."""
+        return n // round_size(n, self.batch_gpu, mbstd_group(self.D))
+
+    def _backward(self, done: RoundLosses, losses: dict[str, torch.Tensor]) -> None:
+        """One round's losses in one backward (main and reg may share a forward graph); gradients add up."""
+        self.manual_backward(sum(losses.values()))
+        done.add(losses)
+
+    def _step(self, opt, net: torch.nn.Module, done: RoundLosses, phase: str) -> torch.Tensor:
+        """Step on the rounds' summed gradients unless a loss or gradient is non-finite (all ranks agree): ``skip``
         drops the step on the device without a host sync (guard.py), ``stop`` raises. Returns the flag (1: skipped)."""
-        self.manual_backward(sum(losses.values()))  # one backward: main and reg may share a forward graph
-        found = nonfinite_flag(losses.values(), [p.grad for p in net.parameters() if p.grad is not None],
-                               _world_size())
+        found = nonfinite_flag(done.flat(), [p.grad for p in net.parameters() if p.grad is not None], _world_size())
         scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
         if self.nan_policy == "stop" and found.item():
-            what = {k: float(v.detach()) for k, v in losses.items()}
+            what = done.summary()
             raise FloatingPointError(f"non-finite loss or gradient in phase {phase} at iteration {self.iteration} "
                                      f"(kimg {self.cur_nimg / 1000:.1f}, losses {what}); set "
                                      "model.nan_policy=skip to skip such steps")
@@ -217,6 +208,7 @@ class StyleGAN2Module(L.LightningModule):
         elif not stepped:
             self.nan_skips[phase] += 1
         opt.zero_grad(set_to_none=True)
+        done.values.clear()
         return found
 
     def skip_counts(self) -> Counter[str]:
@@ -236,28 +228,32 @@ class StyleGAN2Module(L.LightningModule):
     def generator_phase(self, opt, real_c: torch.Tensor, N: int, logs: dict[str, torch.Tensor]) -> None:
         """G (Appendix B): the non-saturating logistic (or WGAN) loss on N fresh fakes ("Gmain"); when path length
         is due, its penalty (Eq. 4) on N / pl_batch_shrink fakes in float32, weighted pl_weight x interval ("Greg"),
-        which also updates the running mean a. Not lazy: both in one step."""
+        which also updates the running mean a (after every round). Not lazy: both in one step."""
         reg, cfg = self.loss_cfg.path_length, self.loss_cfg
         self._train_only(self.G)
-        z, c = self._latents(N, real_c)
-        img, _ = self._run_G(z, c, main=True)
+        k, done, seen = self._rounds(N), RoundLosses(), RoundLosses()
         g_loss = wgan_generator_loss if cfg.gan == "wgan_gp" else generator_loss
-        losses = {"Gmain": g_loss(self._run_D(img, c, main=True))}
-        logs["loss/G"] = losses["Gmain"].detach()
+        for z, c in split(k, *self._latents(N, real_c)):
+            img, _ = self._run_G(z, c, main=True)
+            self._backward(done, {"Gmain": g_loss(self._run_D(img, c, main=True))})
+        logs["loss/G"] = done.mean("Gmain")
         due = reg.due(self.iteration)
         if not (due and reg.with_main):
-            self._step(opt, self.G, losses, "Gmain")
-            losses = {}
+            self._step(opt, self.G, done, "Gmain")
         if not due:
             return
-        z, c = self._latents(max(N // cfg.pl_batch_shrink, 1), real_c)
-        with self._fp32():
-            lengths = self._path_lengths(z, c)
-            penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
-            losses["Greg"] = penalty.mean() * (reg.weight * reg.interval)
-        skipped = self._step(opt, self.G, losses, "Greg")
-        self.pl_mean.copy_(torch.where(skipped > 0, self.pl_mean, new_mean))  # kept when the step was skipped
-        logs["loss/pl_penalty"] = penalty.mean().detach()
+        mean_before, n = self.pl_mean.clone(), max(N // k // cfg.pl_batch_shrink, 1)
+        for z, c in split(k, *self._latents(n * k, real_c)):
+            with self._fp32():
+                lengths = self._path_lengths(z, c)
+                penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
+                loss = penalty.mean() * (reg.weight * reg.interval)
+            self._backward(done, {"Greg": loss})
+            self.pl_mean.copy_(new_mean)
+            seen.add({"pl_penalty": penalty.mean()})
+        skipped = self._step(opt, self.G, done, "Greg")
+        self.pl_mean.copy_(torch.where(skipped > 0, mean_before, self.pl_mean))  # kept when the step was skipped
+        logs["loss/pl_penalty"] = seen.mean("pl_penalty")
         logs["pl_mean"] = self.pl_mean.clone()
 
     def discriminator_phase(self, opt, real: torch.Tensor, real_c: torch.Tensor,
@@ -268,48 +264,66 @@ class StyleGAN2Module(L.LightningModule):
         step."""
         reg = self.loss_cfg.r1
         self._train_only(self.D)
-        z, c = self._latents(real.shape[0], real_c)
-        with torch.no_grad():
-            fake, _ = self._run_G(z, c, update_emas=True, main=True)
+        k, done, seen = self._rounds(real.shape[0]), RoundLosses(), RoundLosses()
         due = reg.due(self.iteration)
-        with_main = due and reg.with_main
-        if with_main:  # R1 on the main real pass
+        with_main = due and reg.with_main  # R1 on the main real pass
+        real_logits = []
+        for x, x_c, z, c in split(k, real, real_c, *self._latents(real.shape[0], real_c)):
+            with torch.no_grad():
+                fake, _ = self._run_G(z, c, update_emas=True, main=True)
+            losses, logits = self._discriminator_round(x, x_c, fake, c, with_main, seen)
+            self._backward(done, losses)
+            real_logits.append(logits.detach())
+        logs["loss/D"] = done.mean("Dmain")
+        logs["scores/real"], logs["scores/fake"] = torch.cat(real_logits).mean(), seen.mean("scores/fake")
+        if "gp" in seen.values:
+            logs["loss/gp"] = seen.mean("gp")
+        if hasattr(self.augment, "observe"):  # ADA's p controller (training/ada.py) reads sign(D(real))
+            logs.update(self.augment.observe(torch.cat(real_logits), self.iteration))
+        if not with_main:
+            self._step(opt, self.D, done, "Dmain")
+        if due and not with_main:
+            for x, x_c in split(k, real, real_c):
+                with self._fp32():
+                    _, penalty = self._r1_pass(x, x_c, with_logits=False)
+                    loss = r1_loss(penalty, reg.weight) * reg.interval
+                self._backward(done, {"Dreg": loss})
+                seen.add({"r1_penalty": penalty.mean()})
+        if due:
+            logs["loss/r1_penalty"] = seen.mean("r1_penalty")
+            self._step(opt, self.D, done, "Dreg")
+
+    def _discriminator_round(self, real: torch.Tensor, real_c: torch.Tensor, fake: torch.Tensor, c: torch.Tensor,
+                             with_main: bool, seen: RoundLosses) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """D main's losses on one round (with R1 when ``with_main``) and D's logits on its reals."""
+        cfg = self.loss_cfg
+        if with_main:
             with self._fp32():
                 real_logits, penalty = self._r1_pass(real, real_c, with_logits=True)
         else:
             real_logits = self._run_D(real.detach(), real_c, main=True)
         fake_logits = self._run_D(fake, c, main=True)
-        if self.loss_cfg.gan == "wgan_gp":
-            main = wgan_discriminator_loss(real_logits, fake_logits, self.loss_cfg.wgan_epsilon)
-            losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, logs)}
+        if cfg.gan == "wgan_gp":
+            main = wgan_discriminator_loss(real_logits, fake_logits, cfg.wgan_epsilon)
+            losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, seen)}
         else:
             losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
-        logs["loss/D"] = losses["Dmain"].detach()
-        logs["scores/real"], logs["scores/fake"] = real_logits.detach().mean(), fake_logits.detach().mean()
-        if hasattr(self.augment, "observe"):  # ADA's p controller (training/ada.py) reads sign(D(real))
-            logs.update(self.augment.observe(real_logits, self.iteration))
-        if not due:
-            self._step(opt, self.D, losses, "Dmain")
-            return
-        if not with_main:
-            self._step(opt, self.D, losses, "Dmain")
-            losses = {}
+        if with_main:
             with self._fp32():
-                _, penalty = self._r1_pass(real, real_c, with_logits=False)
-        with self._fp32():
-            losses["Dreg"] = r1_loss(penalty, reg.weight) * reg.interval
-        logs["loss/r1_penalty"] = penalty.mean().detach()
-        self._step(opt, self.D, losses, "Dreg")
+                losses["Dreg"] = r1_loss(penalty, cfg.r1.weight) * cfg.r1.interval
+            seen.add({"r1_penalty": penalty.mean()})
+        seen.add({"scores/fake": fake_logits.mean()})
+        return losses, real_logits
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, real_c: torch.Tensor,
-                          logs: dict[str, torch.Tensor]) -> torch.Tensor:
+                          seen: RoundLosses) -> torch.Tensor:
         """WGAN-GP: lambda x the gradient penalty at real/fake interpolates (the reals' labels, as the official
         D_wgan_gp), every minibatch, in float32."""
         cfg = self.loss_cfg
         with self._fp32():
             mixed = interpolates(real, fake, self.draws.uniform([real.shape[0], 1, 1, 1]))
             penalty = gradient_penalty(mixed, self._run_D(mixed, real_c), cfg.wgan_target)
-        logs["loss/gp"] = penalty.mean().detach()
+        seen.add({"gp": penalty.mean()})
         return penalty.mean() * cfg.wgan_lambda
 
     def training_step(self, batch, batch_idx: int) -> None:
@@ -361,7 +375,7 @@ class StyleGAN2Module(L.LightningModule):
             "iteration": self.iteration,
             "nan_skips": dict(self.skip_counts()),
             "rng": capture_rng(),  # this rank's (rank 0's in the file); every rank's below
-            "rng_per_rank": _gather_objects(capture_rng()),
+            "rng_per_rank": gather_objects(capture_rng()),
             "draws": self.draws.state(),
         }
         if self.progressive is not None:  # the level of detail G_ema last ran at: evaluate and the tools use it
