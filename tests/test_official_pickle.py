@@ -224,3 +224,13 @@ def test_cli_generate_from_a_pickle(tmp_path, ref, capsys):
     assert len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
     with pytest.raises(EvaluateError, match=r"^ckpt=.*evil\.pkl refers to os\.system"):
         load_generator(tmp_path / "evil.pkl")
+
+
+def test_the_pickle_reader_does_not_import_the_weights_module():
+    """official_pickle is the lower module (official imports it): no import circle between the two."""
+    import subprocess
+    import sys
+
+    code = "import sys, stylegan.official_pickle; print('stylegan.official' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

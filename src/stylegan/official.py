@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .networks import Discriminator, Generator
+from .official_pickle import OfficialWeightsError, is_network_pickle, network_blob, read_network_pickle
 
 # Official arguments that only select fp16 / memory layout / training-time freezing: accepted and ignored.
 IGNORED_KWARGS = {"class_name", "num_fp16_res", "use_fp16", "fp16_channels_last", "channels_last", "freeze_layers"}
@@ -25,10 +26,6 @@ _G_KEYS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "channel
            "architecture", "use_noise", "fused_modconv_default")
 _D_KEYS = ("c_dim", "img_resolution", "img_channels", "channel_base", "channel_max", "architecture", "cmap_dim")
 _MAPPING_KEYS = ("num_layers", "embed_features", "layer_features", "lr_multiplier", "w_avg_beta")
-
-
-class OfficialWeightsError(ValueError):
-    """The official blob does not match the networks it describes."""
 
 
 def _take(src: dict, keys: tuple[str, ...]) -> dict[str, Any]:
@@ -134,8 +131,6 @@ def load_official_file(path: str | os.PathLike,
     'G') or an NVlabs network pickle, told apart by content (:func:`stylegan.official_pickle.is_network_pickle`) and
     read without running its code; for a pickle, ``g_key`` None means 'G_ema' (what the official tools use; 'G' is
     the training generator)."""
-    from .official_pickle import is_network_pickle, network_blob, read_network_pickle
-
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official weights file not found: {path}")
     if is_network_pickle(path):

@@ -27,7 +27,10 @@ from typing import Any
 
 import torch
 
-from .official import OfficialWeightsError
+
+class OfficialWeightsError(ValueError):
+    """Official weights (a blob or a network pickle) that do not match the networks they describe, or that this
+    reader refuses. Defined here, the lower of the two official-format modules (``official`` imports this one)."""
 
 _TORCH_LEGACY_HEAD = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # how a legacy torch.save file starts
 _STRUCT = {"f8": "d", "f4": "f", "f2": "e", "i8": "q", "i4": "i", "i2": "h", "i1": "b",
