@@ -15,8 +15,15 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from stylegan.losses import (discriminator_loss, generator_loss, path_length_noise, path_length_penalty, path_lengths,
-                             r1_loss, r1_penalty)
+from stylegan.losses import (
+    discriminator_loss,
+    generator_loss,
+    path_length_noise,
+    path_length_penalty,
+    path_lengths,
+    r1_loss,
+    r1_penalty,
+)
 from stylegan.networks import Discriminator, Generator
 from stylegan.training import StyleGAN2Module
 
@@ -85,6 +92,11 @@ def _run_G(G: Generator, z: torch.Tensor, update_emas: bool = False) -> tuple[to
     return G.synthesis(ws), ws
 
 
+def _latents(n: int, G: Generator) -> torch.Tensor:
+    """A phase's z for all its rounds, drawn at once (float32, as the module's ``Draws``)."""
+    return torch.randn([n, G.z_dim], dtype=torch.float32)
+
+
 def _reference(G, D, seen, batch_gpu: int, lazy: bool):
     """The official accumulation in plain PyTorch; returns (G, D, G_ema, pl_mean). Float64 by default, as the
     module's precision=64-true: the synthesis noise is drawn in the default dtype; z in float32 as the module's."""
@@ -113,14 +125,14 @@ def _official_loop(G, D, seen, batch_gpu: int, lazy: bool):
         torch.set_rng_state(rng)
         due = i % interval == 0
         G.requires_grad_(True), D.requires_grad_(False)
-        for z in torch.randn([N, G.z_dim], dtype=torch.float32).split(batch_gpu):  # Gmain: gain 1, the rounds' gradients summed
+        for z in _latents(N, G).split(batch_gpu):  # Gmain: gain 1, the rounds' gradients summed
             img, _ = _run_G(G, z)
             generator_loss(D(img, c)).backward()
         if lazy or not due:
             step(opt_g)
         if due:  # Greg ("Gboth" when not lazy): path length on batch_gpu / 2 per round, gain = interval
             n = batch_gpu // 2
-            for z in torch.randn([len(real) // batch_gpu * n, G.z_dim], dtype=torch.float32).split(n):
+            for z in _latents(len(real) // batch_gpu * n, G).split(n):
                 img, ws = _run_G(G, z)
                 y = path_length_noise(img, torch.randn(img.shape, dtype=img.dtype))
                 penalty, pl_mean = path_length_penalty(path_lengths(img, ws, y), pl_mean, 0.01)
@@ -128,7 +140,7 @@ def _official_loop(G, D, seen, batch_gpu: int, lazy: bool):
             step(opt_g)
         G.requires_grad_(False), D.requires_grad_(True)
         both = due and not lazy
-        for x, z in zip(real.double().split(batch_gpu), torch.randn([N, G.z_dim], dtype=torch.float32).split(batch_gpu), strict=True):
+        for x, z in zip(real.double().split(batch_gpu), _latents(N, G).split(batch_gpu), strict=True):
             with torch.no_grad():
                 fake, _ = _run_G(G, z, update_emas=True)
             x = x.detach().requires_grad_(both)
@@ -186,3 +198,40 @@ def test_one_round_is_the_unsplit_module_and_two_are_not():
         _assert_same(_train(G, D, 2, batch_gpu), whole.G, whole.D, whole.G_ema, whole.pl_mean, exact=True)
     split = _train(G, D, 2, ROUND)
     assert not torch.allclose(split.D.b8.conv0.weight, whole.D.b8.conv0.weight, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("value,says", [
+    ("3", "model.batch_gpu=3 does not divide data.batch_size=8 (per device) into rounds"),
+    ("2", "model.batch_gpu=2 is not a multiple of model.discriminator.mbstd_group_size=4"),
+    ("0", "model.batch_gpu=0 must be a positive integer"),
+])
+def test_a_batch_gpu_that_cannot_split_the_batch_is_one_line(capsys, tmp_path, value, says):
+    """The official train.py refuses --batch not a multiple of --batch-gpu (times --gpus) and --batch-gpu below
+    --mbstd; a round that is not whole groups cannot be grouped (the layer's reshape)."""
+    from sweeping import QUICK, refusal
+
+    line = refusal(capsys, ["stylegan-train", *QUICK, "logger=none", f"hydra.run.dir={tmp_path}",
+                            f"model.batch_gpu={value}"])
+    assert line.startswith(f"stylegan-train: error: {says}"), line
+
+
+def test_resume_with_rounds_is_exact(tmp_path):
+    """The real entry point, experiment=smoke (8 images per minibatch) in 2 rounds of 4, R1 and path length every
+    2nd minibatch: 4 minibatches straight == 2, a new process-like start from the checkpoint, 2 more."""
+    from sweeping import in_process
+
+    common = ["experiment=smoke", "model.batch_gpu=4", "loss.d_reg_interval=2", "loss.g_reg_interval=2",
+              "logger=none", "callbacks.samples.every_kimg=1000", "callbacks.checkpoint.every_kimg=1000"]
+    in_process(f"hydra.run.dir={tmp_path / 'straight'}", "total_kimg=0.032", *common)
+    in_process(f"hydra.run.dir={tmp_path / 'half'}", "total_kimg=0.016", *common)
+    half = tmp_path / "half" / "checkpoints" / "last.ckpt"
+    in_process(f"hydra.run.dir={tmp_path / 'resumed'}", "total_kimg=0.032", f"ckpt_path={half}", *common)
+    a, b = (torch.load(tmp_path / run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+            for run in ("straight", "resumed"))
+    assert a["stylegan"]["iteration"] == b["stylegan"]["iteration"] == 4
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for i, state in opt_a["state"].items():
+            assert all(torch.equal(v, opt_b["state"][i][k]) for k, v in state.items()), i

@@ -12,13 +12,19 @@ from hydra.types import RunMode
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
-# official cfg_specs: global batch, minibatch-std group, fmaps, lr, gamma, ema kimg, ramp-up, mapping layers, kimg
+# official cfg_specs: reference GPU count (batch_gpu = mb // ref_gpus), global batch, minibatch-std group, fmaps, lr,
+# gamma, ema kimg, ramp-up, mapping layers, kimg
 OFFICIAL = {
-    "stylegan2": dict(mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None, map=8, kimg=25000),
-    "paper256": dict(mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8, kimg=25000),
-    "paper512": dict(mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8, kimg=25000),
-    "paper1024": dict(mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8, kimg=25000),
-    "cifar": dict(mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2, kimg=100000),
+    "stylegan2": dict(ref_gpus=8, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None, map=8,
+                      kimg=25000),
+    "paper256": dict(ref_gpus=8, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8,
+                     kimg=25000),
+    "paper512": dict(ref_gpus=8, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8,
+                     kimg=25000),
+    "paper1024": dict(ref_gpus=8, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8,
+                      kimg=25000),
+    "cifar": dict(ref_gpus=2, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2,
+                  kimg=100000),
 }
 # run_training.py: (G arch, D arch, style, fmap_base (TF) -> channel_base = 2x, gamma, lazy, path length)
 TABLE1 = {
@@ -41,12 +47,16 @@ def _compose(overrides: list[str], hydra: bool = False):
 
 
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
-@pytest.mark.parametrize("devices", [1, 2])
+@pytest.mark.parametrize("devices", [1, 2, 8])
 def test_official_presets(name, devices):
     spec = OFFICIAL[name]
     cfg = _compose([f"experiment={name}", "trainer=ddp_sim", f"trainer.devices={devices}"])
     g, d, m = cfg.model.generator, cfg.model.discriminator, cfg.model
     assert cfg.data.batch_size * devices == spec["mb"]  # the global batch, split over the devices
+    # the official per-GPU rounds on any device count: ref_gpus devices run one round each, fewer accumulate
+    assert m.batch_gpu == spec["mb"] // spec["ref_gpus"]
+    rounds = max(cfg.data.batch_size // m.batch_gpu, 1)
+    assert rounds == max(spec["ref_gpus"] // devices, 1) and m.batch_gpu % d.mbstd_group_size == 0
     assert d.mbstd_group_size == spec["mbstd"] and d.channel_base == g.channel_base == int(spec["fmaps"] * 32768)
     assert g.channel_max == 512 and g.mapping_kwargs.num_layers == spec["map"] and g.mapping_kwargs.w_avg_beta == 0.998
     assert m.optim.g_lr == m.optim.d_lr == spec["lrate"] and cfg.loss.r1_gamma == spec["gamma"]
@@ -71,6 +81,7 @@ def test_table1_configs(name):
     assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
     assert cfg.loss.style_mixing_prob == 0.9 and cfg.data.batch_size == 32
     assert g.mapping_kwargs.w_avg_beta == 0.995  # G_style's and G_main's dlatent_avg_beta (PyTorch ports: 0.998)
+    assert cfg.model.batch_gpu == 4  # sched.minibatch_gpu_base (per GPU at every resolution here; see rounds.py)
     assert d.get("downsampling", "fir") == ("blur_pool" if name == "config_a" else "fir")  # D_basic for config A
     grows = name in ("config_a", "config_b", "config_c", "config_d")
     m = cfg.model
@@ -96,6 +107,7 @@ def test_scale_cpu_shrinks_any_preset_and_keeps_its_recipe(name):
         32, 1024, 64, 2, 16)
     assert (g.architecture, d.architecture, g.style_block) == (g_arch, d_arch, style)
     assert (cfg.loss.r1_gamma, cfg.loss.lazy, cfg.loss.pl_weight) == (gamma, lazy, pl)
+    assert cfg.model.batch_gpu is None  # one round: the GPU presets' rounds only bound GPU memory
     assert _compose(["experiment=tiny"]).model.generator.channel_base == 1024  # tiny = the default at scale=cpu
 
 
