@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..preflight import ConfigError  # one class for every config refusal (stylegan-train: error: ..., exit code 2)
 from .lazy import LazyRegularizer
 
-
-class ConfigError(ValueError):
-    """A configuration that cannot train; reported as one line (``stylegan-train: error: ...``, exit code 2)."""
+__all__ = ["ConfigError", "LossConfig", "OptimConfig"]
 
 
 @dataclass

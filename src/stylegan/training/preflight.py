@@ -1,5 +1,6 @@
-"""Checks before any training step, in config terms: a run that cannot work stops with one line naming the key or
-file and the fix, before anything is written or overwritten."""
+"""Checks before any training step that need the built networks, in config terms: a run that cannot work stops
+with one line naming the key or file and the fix, before anything is written or overwritten. The checks of the
+config alone run earlier, before anything is instantiated: :mod:`stylegan.preflight`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import torch
 
+from ..preflight import check as check_config
 from .config import ConfigError
 from .module import StyleGAN2Module
 
-__all__ = ["ConfigError", "check_resume", "check_run"]
+__all__ = ["ConfigError", "check_config", "check_resume", "check_run"]
 
 
 def check_run(total_kimg: float, batch_size: int | None, model: StyleGAN2Module) -> None:
