@@ -26,7 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import bad_input_line, freeze_heap, refuse
+from .cli import bad_input_line, freeze_heap, preflight, refuse
 from .metrics.extractors import standard
 from .metrics.names import parse_metrics
 from .metrics.reals import num_real_items
@@ -214,6 +214,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
 def _hydra_main(cfg: DictConfig) -> None:
     log.debug("config:\n%s", OmegaConf.to_yaml(cfg))
+    preflight("stylegan-evaluate", cfg)  # the whole config, before anything is loaded (stylegan/preflight.py)
     try:
         record = evaluate(cfg)
     except Exception as e:

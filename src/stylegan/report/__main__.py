@@ -19,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cols", help="swept override for the grid's columns (default: the second of two)")
     parser.add_argument("--no-plot", action="store_true", help="skip report.png")
     args = parser.parse_args(argv)
+    from pathlib import Path
+
+    root = Path(args.sweep_dir)  # a single run's folder (.hydra/ at its top, no job below): refused, nothing written
+    if (root / ".hydra").is_dir() and not any(root.glob("*/**/.hydra/overrides.yaml")):
+        print(f"stylegan-report: error: {root} is the folder of one run (stylegan-train without -m), not a sweep: "
+              "pass the folder a `stylegan-train -m ...` sweep wrote, e.g. multirun/<date>_<time>", file=sys.stderr)
+        return 2
     try:
         report = write_report(args.sweep_dir, args.metric, args.reduce, args.rows, args.cols, not args.no_plot)
     except ReportError as e:
