@@ -9,6 +9,10 @@ Data: a checkpoint of ours records the data settings of the run that trained it;
 command line those are used (as the official ``calc_metrics.py`` takes ``training_set_kwargs`` from a snapshot).
 ``data.key=value`` overrides replace single settings of the stored ones; ``data=<group>`` replaces them all. A
 checkpoint without stored settings (official files, older checkpoints) uses the config's ``data`` (default mnist).
+
+Several processes: under ``torchrun --nproc_per_node=N -m stylegan.evaluate ...`` (``WORLD_SIZE`` > 1 in the
+environment) each process joins the launch's process group (NCCL on GPUs, one per ``LOCAL_RANK``; gloo on CPUs),
+generates and extracts every N-th batch, and rank 0 writes the JSON: the numbers equal a one-process run's.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from typing import Any
 
 import hydra
 import torch
+import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import bad_input_line, freeze_heap, preflight, refuse
+from .cli import bad_input_line, first_process_on_node, freeze_heap, preflight, refuse
 from .metrics.extractors import standard
+from .metrics.generate import rank_world
 from .metrics.names import parse_metrics
 from .metrics.reals import num_real_items
 from .metrics.runner import MetricRunner, build_networks
@@ -174,10 +180,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise EvaluateError(f"data is {dm.channels}x{dm.resolution}x{dm.resolution} with c_dim={dm.c_dim} but the "
                             f"generator makes {G.img_channels}x{G.img_resolution}x{G.img_resolution} with "
                             f"c_dim={G.c_dim}: fix data.resolution / data.channels / data.use_labels")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device)
-    runner = MetricRunner(metrics, networks, cfg.cache_dir, cfg.batch_size, cfg.seed, cfg.progress,
-                          cfg.get("real_subset", "first"))
-    values = runner.run(G.to(device), dm, device)
+    device, joined = join_launch(cfg.device)
+    try:
+        runner = MetricRunner(metrics, networks, cfg.cache_dir, cfg.batch_size, cfg.seed, cfg.progress,
+                              cfg.get("real_subset", "first"))
+        values = runner.run(G.to(device), dm, device)
+        rank, world = rank_world()
+    finally:
+        if joined:
+            dist.destroy_process_group()
     total = num_real_items(dm)
     nets = {"features": networks.features, "pr": networks.pr, "ppl_distance": networks.distance}
     record = {
@@ -195,13 +206,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                  "settings_from": data_origin, "fingerprint": dm.fingerprint()},
         "seed": int(cfg.seed),
         "batch_size": int(cfg.batch_size),
+        "processes": world,
     }
     if getattr(G.synthesis, "progressive", False):
         record["lod"] = G.synthesis.lod  # progressive growing: the level of detail the images were made at
     out = Path(cfg.output) if cfg.get("output") else Path(cfg.ckpt).with_name(f"{Path(cfg.ckpt).stem}-metrics.json")
-    write_json(out, record)
-    log.info("wrote %s: %s", out, values)
+    if rank == 0:
+        write_json(out, record)
+        log.info("wrote %s: %s", out, values)
     return record
+
+
+def join_launch(device: str) -> tuple[torch.device, bool]:
+    """(device, joined): under a launcher that starts several processes (``WORLD_SIZE`` > 1: torchrun, or Lightning's
+    DDP children) join its process group from the environment (``MASTER_ADDR``/``MASTER_PORT``/``RANK``), NCCL with
+    one GPU per ``LOCAL_RANK``, gloo on CPUs. ``device``: 'auto' (CUDA when available), 'cpu', 'cuda'."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else str(device).startswith("cuda")
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1 or dist.is_initialized():
+        return torch.device(("cuda" if use_cuda else "cpu") if device == "auto" else device), False
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if use_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return torch.device("cuda", local) if use_cuda else torch.device("cpu"), True
 
 
 def _maybe_instantiate(value: Any) -> Any:
@@ -222,7 +250,8 @@ def _hydra_main(cfg: DictConfig) -> None:
         if line is None:
             raise
         refuse("stylegan-evaluate", line)
-    print(json.dumps(record["results"]))
+    if first_process_on_node():  # once, not once per process under torchrun
+        print(json.dumps(record["results"]))
 
 
 def main() -> None:
