@@ -5,7 +5,8 @@ A *blob* is a dict with the official state_dicts ``G`` and ``D`` and their const
 parameter and buffer names, in the official order, so import is a checked ``load_state_dict`` and export is
 ``state_dict()``. The per-layer ``resample_filter`` buffers must hold the [1,3,3,1] filter; absent ones are
 filled in (converters that drop them load too). NVlabs network pickles (``*.pkl``) are read into a blob, without
-running their code, by :mod:`stylegan.official_pickle`; :func:`load_official_file` takes both kinds of file.
+running their code, by :mod:`stylegan.official_pickle`, the StyleGAN2 paper's TensorFlow pickles by
+:mod:`stylegan.official_tf`; :func:`load_official_file` takes all these kinds of file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from .networks import Discriminator, Generator
 from .official_pickle import OfficialWeightsError, is_network_pickle, network_blob, read_network_pickle
+from .official_tf import is_tf_pickle, tf_networks
 
 # Official arguments that only select fp16 / memory layout / training-time freezing: accepted and ignored.
 IGNORED_KWARGS = {"class_name", "num_fp16_res", "use_fp16", "fp16_channels_last", "channels_last", "freeze_layers"}
@@ -134,7 +136,10 @@ def load_official_file(path: str | os.PathLike,
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official weights file not found: {path}")
     if is_network_pickle(path):
-        blob = network_blob(read_network_pickle(path), path)
+        data = read_network_pickle(path)
+        if is_tf_pickle(data):
+            return _load_tf(data, path, g_key or "G_ema")
+        blob = network_blob(data, path)
         try:
             return load_official(blob, g_key=g_key or "G_ema")
         except OfficialWeightsError as e:
@@ -143,6 +148,27 @@ def load_official_file(path: str | os.PathLike,
     if not isinstance(blob, Mapping):
         raise OfficialWeightsError(f"{path}: expected a dict with 'G'/'D' and 'G_kwargs'/'D_kwargs'")
     return load_official(blob, g_key=g_key or "G")
+
+
+def _load_tf(data: Any, path: str | os.PathLike, g_key: str) -> tuple[Generator, Discriminator]:
+    """(G, D) of a TensorFlow network pickle (:mod:`stylegan.official_tf`); ``g_key`` 'G_ema' is its Gs."""
+    nets = tf_networks(data, path)
+    if g_key not in nets or g_key == "D":
+        raise OfficialWeightsError(f"{path}: a TensorFlow network pickle has generators 'G_ema' (Gs) and 'G', not "
+                                   f"{g_key!r}")
+    out = []
+    for key, cls in ((g_key, Generator), ("D", Discriminator)):
+        kwargs, state = nets[key]
+        try:
+            net = cls(**kwargs)
+        except ValueError as e:
+            raise OfficialWeightsError(f"{path}: its {key} cannot be built here ({e})") from None
+        try:
+            load_checked(net, state, key)
+        except OfficialWeightsError as e:
+            raise OfficialWeightsError(f"{path}: {e}") from None
+        out.append(net)
+    return out[0], out[1]
 
 
 def export_official(G: Generator | None = None, D: Discriminator | None = None) -> dict[str, Any]:

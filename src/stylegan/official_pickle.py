@@ -7,8 +7,10 @@ with the module's Python source (``meta['module_src']``, which the official load
 its ``__dict__`` (parameters, buffers, submodules, ``_init_kwargs``). :class:`SafeUnpickler` resolves only an
 allow-list of globals, each to a harmless stand-in: a persistent object becomes a :class:`Module` record (the source
 text is never looked at), tensors are rebuilt by torch's own functions from storages read with
-``torch.load(weights_only=True)``, numpy scalars are decoded with ``struct`` and numpy arrays (only stylegan3's
-alias-free layers hold any) become inert placeholders; any other global is refused by name before it is called.
+``torch.load(weights_only=True)``, numpy scalars are decoded with ``struct`` and numeric numpy arrays from their raw
+bytes (:class:`NumpyArray`); any other global is refused by name before it is called. The TensorFlow code's
+networks (``dnnlib.tflib.network.Network``, the StyleGAN2 paper's pickles) become :class:`TFNetwork` records, whose
+embedded ``build_module_src`` is dropped unread; :mod:`stylegan.official_tf` converts them.
 
 :func:`network_blob` turns the records into the official-format blob of :mod:`stylegan.official`; the generator
 that tools use is ``G_ema`` (as in the official ``gen_images.py``).
@@ -21,10 +23,12 @@ import io
 import os
 import pickle
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -93,6 +97,55 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return struct.unpack(dtype.order + fmt, data)[0]
 
 
+class NumpyArray:
+    """Stand-in for a pickled numpy array: ``tensor`` holds its data when the dtype is numeric (read from the raw bytes
+    of its state with ``numpy.frombuffer``, which interprets bytes only), else None (object or string arrays)."""
+
+    tensor: torch.Tensor | None = None
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 5:  # (version, shape, dtype, is_fortran, raw bytes)
+            self.tensor = _array_tensor(state[4], state[2], state[1], "F" if state[3] else "C")
+
+
+def _array_tensor(raw: Any, dtype: Any, shape: Any, order: str) -> torch.Tensor | None:
+    code = getattr(dtype, "code", "")
+    if code not in _STRUCT or not isinstance(raw, (bytes, bytearray)) or not isinstance(shape, tuple):
+        return None
+    array = np.frombuffer(raw, dtype=np.dtype(code).newbyteorder(dtype.order)).reshape(shape, order=order)
+    return torch.from_numpy(np.array(array, dtype=np.dtype(code), order="C"))  # a native-order, writable copy
+
+
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: str = "C") -> NumpyArray:
+    """Stand-in for ``numpy.core.numeric._frombuffer`` (how protocol 5 writes arrays; in-band buffers only)."""
+    out = NumpyArray()
+    out.tensor = _array_tensor(bytes(buf) if isinstance(buf, bytearray) else buf, dtype, tuple(shape), order)
+    return out
+
+
+class TFNetwork:
+    """Stand-in for ``dnnlib.tflib.network.Network`` (the TensorFlow code's networks): the fields of its pickled state
+    as data. ``build_module_src``, the Python source that the official loader ``exec``-s, is dropped unread."""
+
+    version: Any = None
+    name: Any = None
+    build_func_name: Any = None
+    static_kwargs: Mapping[str, Any] = MappingProxyType({})  # until __setstate__: read-only and empty
+    components: Mapping[str, Any] = MappingProxyType({})
+    variables: Sequence[Any] = ()
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("a TensorFlow network whose state is not a dict")
+        self.version, self.name, self.build_func_name = (state.get(k) for k in ("version", "name", "build_func_name"))
+        self.static_kwargs = dict(state.get("static_kwargs") or {})
+        self.components = dict(state.get("components") or {})
+        self.variables = list(state.get("variables") or [])
+
+
 def _load_storage(data: Any) -> Any:
     """Stand-in for ``torch.storage._load_from_bytes``: the same bytes, read with torch's weights-only loader."""
     if not isinstance(data, bytes):
@@ -130,8 +183,10 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "_load_from_bytes"): _load_storage,
     ("numpy", "dtype"): _NumpyDType,
     ("numpy", "ndarray"): _Inert,
-    **{(f"numpy.{core}.multiarray", name): fn for core in ("core", "_core")
-       for name, fn in (("scalar", _numpy_scalar), ("_reconstruct", _Inert))},
+    ("dnnlib.tflib.network", "Network"): TFNetwork,
+    **{(f"numpy.{core}.{module}", name): fn for core in ("core", "_core")
+       for module, name, fn in (("multiarray", "scalar", _numpy_scalar), ("multiarray", "_reconstruct", NumpyArray),
+                                ("numeric", "_frombuffer", _numpy_frombuffer))},
 }
 
 
