@@ -10,7 +10,7 @@ from stylegan.metrics import MetricSetupError, parse_metric, parse_metrics
 @pytest.mark.parametrize(("name", "kind", "num_gen", "num_real"), [
     ("fid50k_full", "fid", 50_000, None),
     ("fid50k", "fid", 50_000, 50_000),
-    ("kid50k_full", "kid", 50_000, None),
+    ("kid50k_full", "kid", 50_000, 1_000_000),
     ("pr50k3_full", "pr", 50_000, 200_000),
     ("fid2k", "fid", 2_000, 2_000),
     ("fid0.5k_full", "fid", 500, None),

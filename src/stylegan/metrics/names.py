@@ -1,7 +1,8 @@
 """Metric names, as in the official code (stylegan2-ada-pytorch ``metrics/metric_main.py``), with the counts free.
 
 * ``fid{N}[_full]``: FID of N generated images against N reals, or ``_full`` all reals (``fid50k_full``).
-* ``kid{N}[_full]``: KID, same counts (``kid50k_full``); 100 subsets of at most 1000 features.
+* ``kid{N}[_full]``: KID, same counts (``kid50k_full``; the official ``_full`` caps the reals at 1M); 100 subsets
+  of at most 1000 features.
 * ``pr{N}{k}[_full]``: precision and recall with k-NN manifolds (``pr50k3_full``: 50k fakes, all reals, k=3;
   the official ``_full`` caps the reals at 200k).
 * ``ppl[2]_{w|z}{end|full}[_{N}]``: perceptual path length of N pairs (default 50k) in W or Z, at path ends
@@ -31,6 +32,7 @@ _PATTERNS = {
 }
 FORMS = "fid{N}[_full], kid{N}[_full], pr{N}k{K}[_full], ppl[2]_{w|z}{end|full}[_{N}] (N like 50k, 2k, 500)"
 PR_FULL_MAX_REAL = 200_000  # official pr50k3_full
+KID_FULL_MAX_REAL = 1_000_000  # official kid50k_full
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def parse_metric(name: str) -> MetricSpec:
             continue
         if kind in ("fid", "kid"):
             n = _count(m.group(1), name)
-            return MetricSpec(name, kind, num_gen=n, num_real=None if m.group(2) else n)
+            full = None if kind == "fid" else KID_FULL_MAX_REAL  # official fid50k_full: every real item
+            return MetricSpec(name, kind, num_gen=n, num_real=full if m.group(2) else n)
         if kind == "pr":
             n, k = _count(m.group(1), name), int(m.group(2))
             if k < 1:
