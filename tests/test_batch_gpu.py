@@ -235,3 +235,25 @@ def test_resume_with_rounds_is_exact(tmp_path):
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         for i, state in opt_a["state"].items():
             assert all(torch.equal(v, opt_b["state"][i][k]) for k, v in state.items()), i
+
+
+def test_a_nan_in_the_last_round_drops_the_step_and_the_path_length_mean():
+    """NaN guard across rounds: a non-finite path length in round 2 of 2 drops the whole G reg step (counted) and
+    keeps the running mean of before the phase, not the one round 1 had moved."""
+    G, D = _networks()
+    module = StyleGAN2Module(G, D, loss={"r1_gamma": GAMMA, "pl_weight": PL_WEIGHT}, batch_gpu=ROUND)
+    calls, eager = [], module._path_lengths
+
+    def second_round_nan(z, c):
+        calls.append(len(calls))
+        lengths = eager(z, c)
+        return lengths * float("nan") if len(calls) == 2 else lengths
+
+    module._path_lengths = second_round_nan
+    data = TensorDataset(torch.rand([N, 1, 8, 8], dtype=torch.float64) * 2 - 1, torch.zeros([N, 0]))
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="64-true", max_epochs=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, DataLoader(data, batch_size=N))
+    assert calls == [0, 1] and dict(module.skip_counts()) == {"Greg": 1}
+    assert float(module.pl_mean) == 0.0
+    assert all(torch.isfinite(p).all() for p in module.G.parameters())
