@@ -164,7 +164,7 @@ def _load_tf(data: Any, path: str | os.PathLike, g_key: str) -> tuple[Generator,
         except ValueError as e:
             raise OfficialWeightsError(f"{path}: its {key} cannot be built here ({e})") from None
         try:
-            load_checked(net, state, key)
+            load_checked(net, state, "Gs" if key == "G_ema" else key)  # the TF name
         except OfficialWeightsError as e:
             raise OfficialWeightsError(f"{path}: {e}") from None
         out.append(net)

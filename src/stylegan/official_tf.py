@@ -279,11 +279,16 @@ def tf_networks(data: Any, path: str | os.PathLike) -> dict[str, tuple[dict[str,
         if not isinstance(net.version, int) or net.version < 4:
             raise OfficialWeightsError(f"{where} has TF network pickle version {net.version!r}, older than StyleGAN2's "
                                        "(version 4); only StyleGAN2 TF pickles load")
-        if key == "D":
-            kwargs, _ = discriminator_kwargs(net, where)
-            out[key] = kwargs, state_dict(net, _discriminator_name, where)
-        else:
-            kwargs, _ = generator_kwargs(net, where)
-            out[key] = kwargs, state_dict(net, _generator_name, where, ignore=("lod",))  # G_main's lod: unused
+        try:
+            if key == "D":
+                kwargs, _ = discriminator_kwargs(net, where)
+                out[key] = kwargs, state_dict(net, _discriminator_name, where)
+            else:
+                kwargs, _ = generator_kwargs(net, where)
+                out[key] = kwargs, state_dict(net, _generator_name, where, ignore=("lod",))  # G_main's lod: unused
+        except OfficialWeightsError:
+            raise
+        except (TypeError, ValueError, AttributeError) as e:  # malformed kwargs or components
+            raise OfficialWeightsError(f"{where} is malformed ({str(e).splitlines()[0][:200]})") from None
     return out
 
