@@ -40,6 +40,9 @@ def trained(tmp_path_factory) -> Path:
     (["model.compile={backend:nope}"], "error: model.compile.backend='nope' is not a torch.compile backend here: ["),
     (["model.compile={speed:1}"], "error: model.compile.speed is not a torch.compile option here"),
     (["model.compile={phases:[gmain]}"], "error: model.compile.phases=['gmain'] must be a non-empty list of ['main',"),
+    # what Lightning refuses inside Hydra's instantiate (MisconfigurationException): the key, target and reason
+    (["trainer.max_epochs=-2"], "error: trainer: lightning.pytorch.trainer.trainer.Trainer refused these arguments: "
+                                "`max_epochs` must be a non-negative integer or -1. You passed in -2."),
 ])
 def test_bad_config_is_one_line(tmp_path, capsys, overrides, expected):
     assert expected in _cli(capsys, tmp_path / "run", *overrides)
@@ -80,7 +83,8 @@ def test_unreadable_checkpoint_is_named(tmp_path, capsys, trained, damage):
 
 def test_checkpoint_of_other_networks_names_the_config_that_differs(capsys, trained):
     before = trained.read_bytes()
-    line = _cli(capsys, trained.parent.parent, f"ckpt_path={trained}", "model/generator=resnet")
+    # total_kimg beyond the checkpoint's: a run that already reached it trains nothing and checks nothing
+    line = _cli(capsys, trained.parent.parent, f"ckpt_path={trained}", "model/generator=resnet", "total_kimg=1")
     assert "model.generator.architecture='skip' in the checkpoint, 'resnet' here" in line
     assert trained.read_bytes() == before  # resumed in its own folder: the checkpoint is untouched
     assert torch.load(trained, weights_only=True)["stylegan"]["cur_nimg"] == 16
@@ -93,3 +97,32 @@ def test_wandb_without_key_or_offline_mode_is_one_line(tmp_path, capsys, monkeyp
     line = _cli(capsys, tmp_path / "run", "logger=wandb")
     assert "logger.wandb: no W&B API key" in line and "WANDB_MODE=offline" in line
     assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"
+
+
+def _instantiate_error(**node) -> Exception:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    with pytest.raises(Exception) as info:
+        instantiate(OmegaConf.create({"part": node}).part)
+    return info.value
+
+
+def test_instantiate_errors_are_one_line_unless_raised_by_our_code():
+    """Hydra wraps what a target raises; Lightning's MisconfigurationException, a call's TypeError (an unknown
+    argument) and a target that cannot be imported are bad input (one line naming key and target), but a TypeError
+    raised inside this package is a bug and keeps its traceback (None)."""
+    from stylegan.cli import bad_input_line
+
+    trainer = {"_target_": "lightning.Trainer", "accelerator": "cpu", "logger": False}
+    assert bad_input_line(_instantiate_error(**trainer, devices=0)) == (
+        "part: lightning.pytorch.trainer.trainer.Trainer refused these arguments: `Trainer(devices=0)` value is not a "
+        "valid input using cpu accelerator.")
+    assert bad_input_line(_instantiate_error(**trainer, speed=1)) == (
+        "part: lightning.pytorch.trainer.trainer.Trainer refused these arguments: Trainer.__init__() got an "
+        "unexpected keyword argument 'speed'")
+    line = bad_input_line(_instantiate_error(_target_="stylegan.no_such_module.Thing"))
+    assert line.startswith("part: _target_ stylegan.no_such_module.Thing cannot be imported: ") and "\n" not in line
+    assert "No module named 'stylegan.no_such_module'" in line
+    bug = _instantiate_error(_target_="stylegan.training.LossConfig", r1_gamma="x")  # '<' of str and int in our code
+    assert isinstance(bug.__cause__, TypeError) and bad_input_line(bug) is None
