@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metric_names=[fid50k_full] data=mnist`` (Hydra; or
+"""Evaluate a checkpoint: ``python -m stylegan.evaluate ckpt=PATH metric_names=[fid50k_full]`` (Hydra; or
 ``stylegan-evaluate``). Writes JSON with the values, the networks that produced them, counts, checkpoint and kimg.
 
 ``ckpt`` is our Lightning checkpoint (its ``G_ema`` is evaluated), an official-format weights file (a dict with
