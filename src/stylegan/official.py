@@ -132,7 +132,8 @@ def load_official_file(path: str | os.PathLike,
     """``load_official`` of a file: a ``torch.save``-d blob (loaded with ``weights_only=True``; ``g_key`` None means
     'G') or an NVlabs network pickle, told apart by content (:func:`stylegan.official_pickle.is_network_pickle`) and
     read without running its code; for a pickle, ``g_key`` None means 'G_ema' (what the official tools use; 'G' is
-    the training generator)."""
+    the training generator). TensorFlow network pickles (the StyleGAN2 paper's ``(G, D, Gs)``) are converted by
+    :mod:`stylegan.official_tf`; their 'G_ema' is Gs."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"official weights file not found: {path}")
     if is_network_pickle(path):

@@ -47,7 +47,8 @@ SUPPORTED = ("G_main with G_mapping and G_synthesis_stylegan2 (StyleGAN2 configs
 # Arguments that only select run-time modes, precision or training behaviour: accepted, no effect on the weights.
 _RUNTIME = {"truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val", "style_mixing_prob",
             "randomize_noise", "fused_modconv", "dtype", "num_fp16_res", "structure", "freeze_layers",
-            "mapping_func", "synthesis_func", "is_template_graph", "augment_strength", "pagan_num", "pagan_fade"}
+            "mapping_func", "synthesis_func", "is_template_graph", "augment_strength", "pagan_num", "pagan_fade",
+            "adaptive_dropout"}  # adropout scales D's features by exp(randn * augment_strength * it): training only
 
 
 def is_tf_pickle(data: Any) -> bool:
@@ -145,6 +146,8 @@ def generator_kwargs(G: TFNetwork, where: str) -> tuple[dict[str, Any], str]:
         mapping_kwargs["embed_features"] = out["z_dim"] if label_fmaps is None else int(label_fmaps)
     kw.finish()
     out["mapping_kwargs"] = mapping_kwargs
+    if flavor == "stylegan2":  # networks_stylegan2.py has neither argument (its **_kwargs swallow them)
+        out.update(conv_clamp=None, use_noise=True)
     return out, flavor
 
 
@@ -161,7 +164,7 @@ def discriminator_kwargs(D: TFNetwork, where: str) -> tuple[dict[str, Any], str]
         group, features = None, 0
     out.update(mbstd_group_size=group, mbstd_num_channels=int(features))
     for key, allowed, default in (("use_pagan", False, False), ("use_spectral_norm", False, False),
-                                  ("adaptive_dropout", 0, 0), ("score_size", 1, 1), ("score_max", 1, 1)):
+                                  ("score_size", 1, 1), ("score_max", 1, 1)):  # stylegan2-ada's comparison methods
         kw.require(key, allowed, default)
     if flavor == "ada":
         cmap = kw.get("mapping_fmaps")
@@ -172,6 +175,8 @@ def discriminator_kwargs(D: TFNetwork, where: str) -> tuple[dict[str, Any], str]
             out.update(cmap_dim=cmap, mapping_kwargs=mapping)
     elif out["c_dim"]:
         out["label_conditioning"] = "switch"  # Output has one logit per class; the score is <logits, c>
+    if flavor == "stylegan2":
+        out["conv_clamp"] = None  # D_stylegan2 never clamps (conv_clamp is stylegan2-ada's)
     kw.finish()
     return out, flavor
 
