@@ -124,7 +124,7 @@ def test_unsupported_networks_are_refused_by_name(tmp_path):
                              r"StyleGAN synthesis with progressive growing \(StyleGAN2 configs B-D\)\); only G_main "
                              r"with G_mapping and G_synthesis_stylegan2 .* load")
     nets = _nets()
-    nets[2].state["build_func_name"] = "G_style"  # config A: the original StyleGAN
+    nets[2].state.update(build_func_name="G_style", version=3)  # config A / StyleGAN1-era: named, not the version
     _refused(tmp_path, nets, r"Gs \(Gs\) was built by G_style \(the original StyleGAN generator \(StyleGAN2 config A\)")
     nets = _nets()
     nets[1].state["build_func_name"] = "D_stylegan"

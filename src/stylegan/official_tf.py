@@ -281,15 +281,14 @@ def tf_networks(data: Any, path: str | os.PathLike) -> dict[str, tuple[dict[str,
     out = {}
     for key, net in (("G_ema", data[2]), ("G", data[0]), ("D", data[1])):
         where = f"{path}: {'Gs' if key == 'G_ema' else key} ({net.name})"
-        if not isinstance(net.version, int) or net.version < 4:
-            raise OfficialWeightsError(f"{where} has TF network pickle version {net.version!r}, older than StyleGAN2's "
-                                       "(version 4); only StyleGAN2 TF pickles load")
         try:
+            kwargs, _ = (discriminator_kwargs if key == "D" else generator_kwargs)(net, where)  # names checked first
+            if not isinstance(net.version, int) or net.version < 4:
+                raise OfficialWeightsError(f"{where} has TF network pickle version {net.version!r}, older than "
+                                           "StyleGAN2's (version 4); only StyleGAN2 TF pickles load")
             if key == "D":
-                kwargs, _ = discriminator_kwargs(net, where)
                 out[key] = kwargs, state_dict(net, _discriminator_name, where)
             else:
-                kwargs, _ = generator_kwargs(net, where)
                 out[key] = kwargs, state_dict(net, _generator_name, where, ignore=("lod",))  # G_main's lod: unused
         except OfficialWeightsError:
             raise
