@@ -257,3 +257,21 @@ def test_a_nan_in_the_last_round_drops_the_step_and_the_path_length_mean():
     assert calls == [0, 1] and dict(module.skip_counts()) == {"Greg": 1}
     assert float(module.pl_mean) == 0.0
     assert all(torch.isfinite(p).all() for p in module.G.parameters())
+
+
+def test_progressive_growing_rounds_follow_the_official_minibatch_gpu_dict():
+    """experiment=config_d on one device: rounds = minibatch_size_dict[res] / minibatch_gpu_dict[res] as NVlabs
+    run_training.py configs A-D (sizes typed in from it), the resolution from the growth schedule; none with
+    model.batch_gpu=null (scale=cpu)."""
+    from stylegan.training.progressive import ProgressiveConfig
+    from stylegan.training.rounds import count_rounds
+    from test_presets import _compose
+
+    official = {8: (256, 32), 16: (128, 16), 32: (64, 8), 64: (32, 4), 128: (32, 4)}  # size, minibatch_gpu
+    for overrides, no_rounds in ((["data.resolution=128"], False), (["data.resolution=128", "scale=cpu"], True)):
+        m = _compose(["experiment=config_d", "trainer.devices=1", *overrides]).model
+        cfg = ProgressiveConfig(**m.progressive)
+        D = Discriminator(img_resolution=128, img_channels=1, channel_base=128, channel_max=4, mbstd_group_size=4)
+        for kimg, res in ((0, 8), (700, 16), (2400, 32), (4000, 64), (6000, 128)):  # stable 600 + fade 600 each
+            size, per_round = official[res]
+            assert count_rounds(size, m.batch_gpu, D, cfg, kimg * 1000) == (1 if no_rounds else size // per_round)

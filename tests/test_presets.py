@@ -94,6 +94,7 @@ def test_table1_configs(name):
         assert dict(p.g_lr) == dict(p.d_lr) == GROWING["lrate_dict"]
         assert m.optim.g_lr == m.optim.d_lr == GROWING["lrate_base"]
         assert p.reset_optimizer is True  # the official training_loop's reset_opt_for_new_lod default
+        assert dict(p.batch_gpu) == {8: 32, 16: 16, 32: 8, 64: 4}  # sched.minibatch_gpu_dict
     else:
         assert m.progressive is None and m.optim.g_lr == m.optim.d_lr == 0.002
 

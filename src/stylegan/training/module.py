@@ -45,7 +45,7 @@ from .mixing import mix_styles
 from .progressive import ProgressiveConfig, apply_stage, progressive_config, schedule_minibatch
 from .ranks import gather_objects, global_mean
 from .ranks import world_size as _world_size
-from .rounds import RoundLosses, check_batch_gpu, check_setup, mbstd_group, round_size, split
+from .rounds import RoundLosses, check_batch_gpu, check_setup, count_rounds, split
 from .state import capture_rng, reseed_for_rank, restore_rng
 from .transfer import frozen_parameters, trainable
 
@@ -184,8 +184,7 @@ class StyleGAN2Module(L.LightningModule):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
     def _rounds(self, n: int) -> int:
-        """The number of accumulation rounds of a phase on ``n`` images (this device's)."""
-        return n // round_size(n, self.batch_gpu, mbstd_group(self.D))
+        return count_rounds(n, self.batch_gpu, self.D, self.progressive, self.cur_nimg)
 
     def _backward(self, done: RoundLosses, losses: dict[str, torch.Tensor]) -> None:
         """One round's losses in one backward (main and reg may share a forward graph); gradients add up."""
@@ -198,9 +197,8 @@ class StyleGAN2Module(L.LightningModule):
         found = nonfinite_flag(done.flat(), [p.grad for p in net.parameters() if p.grad is not None], _world_size())
         scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
         if self.nan_policy == "stop" and found.item():
-            what = done.summary()
             raise FloatingPointError(f"non-finite loss or gradient in phase {phase} at iteration {self.iteration} "
-                                     f"(kimg {self.cur_nimg / 1000:.1f}, losses {what}); set "
+                                     f"(kimg {self.cur_nimg / 1000:.1f}, losses {done.summary()}); set "
                                      "model.nan_policy=skip to skip such steps")
         stepped = guarded_step(opt, found, on_device=scaler is None)
         if stepped is None:
@@ -276,8 +274,6 @@ class StyleGAN2Module(L.LightningModule):
             real_logits.append(logits.detach())
         logs["loss/D"] = done.mean("Dmain")
         logs["scores/real"], logs["scores/fake"] = torch.cat(real_logits).mean(), seen.mean("scores/fake")
-        if "gp" in seen.values:
-            logs["loss/gp"] = seen.mean("gp")
         if hasattr(self.augment, "observe"):  # ADA's p controller (training/ada.py) reads sign(D(real))
             logs.update(self.augment.observe(torch.cat(real_logits), self.iteration))
         if not with_main:
@@ -289,8 +285,8 @@ class StyleGAN2Module(L.LightningModule):
                     loss = r1_loss(penalty, reg.weight) * reg.interval
                 self._backward(done, {"Dreg": loss})
                 seen.add({"r1_penalty": penalty.mean()})
+        logs.update({f"loss/{k}": seen.mean(k) for k in ("r1_penalty", "gp") if k in seen.values})
         if due:
-            logs["loss/r1_penalty"] = seen.mean("r1_penalty")
             self._step(opt, self.D, done, "Dreg")
 
     def _discriminator_round(self, real: torch.Tensor, real_c: torch.Tensor, fake: torch.Tensor, c: torch.Tensor,
@@ -303,9 +299,13 @@ class StyleGAN2Module(L.LightningModule):
         else:
             real_logits = self._run_D(real.detach(), real_c, main=True)
         fake_logits = self._run_D(fake, c, main=True)
-        if cfg.gan == "wgan_gp":
+        if cfg.gan == "wgan_gp":  # WGAN-GP's penalty at real/fake interpolates, with the reals' labels (D_wgan_gp)
+            with self._fp32():
+                mixed = interpolates(real, fake, self.draws.uniform([real.shape[0], 1, 1, 1]))
+                gp = gradient_penalty(mixed, self._run_D(mixed, real_c), cfg.wgan_target).mean()
+            seen.add({"gp": gp})
             main = wgan_discriminator_loss(real_logits, fake_logits, cfg.wgan_epsilon)
-            losses = {"Dmain": main + self._gradient_penalty(real, fake, real_c, seen)}
+            losses = {"Dmain": main + gp * cfg.wgan_lambda}
         else:
             losses = {"Dmain": discriminator_loss(real_logits, fake_logits)}
         if with_main:
@@ -314,17 +314,6 @@ class StyleGAN2Module(L.LightningModule):
             seen.add({"r1_penalty": penalty.mean()})
         seen.add({"scores/fake": fake_logits.mean()})
         return losses, real_logits
-
-    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, real_c: torch.Tensor,
-                          seen: RoundLosses) -> torch.Tensor:
-        """WGAN-GP: lambda x the gradient penalty at real/fake interpolates (the reals' labels, as the official
-        D_wgan_gp), every minibatch, in float32."""
-        cfg = self.loss_cfg
-        with self._fp32():
-            mixed = interpolates(real, fake, self.draws.uniform([real.shape[0], 1, 1, 1]))
-            penalty = gradient_penalty(mixed, self._run_D(mixed, real_c), cfg.wgan_target)
-        seen.add({"gp": penalty.mean()})
-        return penalty.mean() * cfg.wgan_lambda
 
     def training_step(self, batch, batch_idx: int) -> None:
         """One minibatch in the official order: G phase, D phase, G EMA; progress counted in images shown."""

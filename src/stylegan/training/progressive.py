@@ -10,10 +10,12 @@ Optional ``g_lr`` / ``d_lr``: learning rates per resolution (the official ``G_lr
 a resolution not listed keeps ``model.optim``'s). Optional ``minibatch``: the global minibatch per resolution (the
 official ``minibatch_size_dict``, all devices together; a resolution not listed keeps ``data.batch_size`` per
 device): the data stream sizes each batch from the images consumed before it (:class:`MinibatchSchedule`), so a
-resume continues with the same batches. ``reset_optimizer`` (official ``reset_opt_for_new_lod``, on by default):
-G's and D's Adam moments restart whenever floor(lod) or ceil(lod) changes, i.e. as a fade starts and as it ends
-(decided from ``cur_nimg`` and the previous minibatch's, so a resume does the same). The official loop recomputes
-the schedule every 4 minibatches (``minibatch_repeats``); here every minibatch.
+resume continues with the same batches. Optional ``batch_gpu``: images per accumulation round per resolution (the
+official ``minibatch_gpu_dict``; a resolution not listed keeps ``model.batch_gpu``; ignored when ``model.batch_gpu``
+is null, i.e. no accumulation: training/rounds.py). ``reset_optimizer`` (official ``reset_opt_for_new_lod``, on by
+default): G's and D's Adam moments restart whenever floor(lod) or ceil(lod) changes, i.e. as a fade starts and as it
+ends (decided from ``cur_nimg`` and the previous minibatch's, so a resume does the same). The official loop
+recomputes the schedule every 4 minibatches (``minibatch_repeats``); here every minibatch.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class ProgressiveConfig:
     d_lr: dict[int, float] = field(default_factory=dict)
     reset_optimizer: bool = True
     minibatch: dict[int, int] = field(default_factory=dict)
+    batch_gpu: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         r = self.start_resolution
@@ -46,13 +49,14 @@ class ProgressiveConfig:
             raise ValueError("progressive.training_kimg and transition_kimg must be >= 0")
         object.__setattr__(self, "g_lr", {int(k): float(v) for k, v in dict(self.g_lr).items()})
         object.__setattr__(self, "d_lr", {int(k): float(v) for k, v in dict(self.d_lr).items()})
-        sizes = {int(k): v for k, v in dict(self.minibatch).items()}
-        bad = [f"{k}: {v!r}" for k, v in sizes.items()
-               if k < 4 or k & (k - 1) or isinstance(v, bool) or not isinstance(v, int) or v < 1]
-        if bad:
-            raise ValueError("progressive.minibatch must map resolutions (powers of two >= 4) to positive integers, "
-                             f"got {', '.join(bad)}")
-        object.__setattr__(self, "minibatch", sizes)
+        for key in ("minibatch", "batch_gpu"):
+            sizes = {int(k): v for k, v in dict(getattr(self, key)).items()}
+            bad = [f"{k}: {v!r}" for k, v in sizes.items()
+                   if k < 4 or k & (k - 1) or isinstance(v, bool) or not isinstance(v, int) or v < 1]
+            if bad:
+                raise ValueError(f"progressive.{key} must map resolutions (powers of two >= 4) to positive integers, "
+                                 f"got {', '.join(bad)}")
+            object.__setattr__(self, key, sizes)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,12 @@ class MinibatchSchedule:
 
     def __call__(self, nimg: int) -> int | None:
         return self.cfg.minibatch.get(stage_at(nimg, self.img_resolution, self.cfg).resolution)
+
+
+def stage_batch_gpu(cfg: ProgressiveConfig, batch_gpu: int | None, resolution: int) -> int | None:
+    """The accumulation round size at a stage's ``resolution``: ``cfg.batch_gpu``'s entry, else ``batch_gpu``
+    (``model.batch_gpu``); None (no accumulation) when ``batch_gpu`` is None."""
+    return None if batch_gpu is None else cfg.batch_gpu.get(resolution, batch_gpu)
 
 
 def new_level(prev_lod: float, lod: float) -> bool:

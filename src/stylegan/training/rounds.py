@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from .config import ConfigError
+from .progressive import stage_at, stage_batch_gpu
 
 
 def check_batch_gpu(batch_gpu: int | None) -> int | None:
@@ -26,21 +27,33 @@ def check_batch_gpu(batch_gpu: int | None) -> int | None:
     return batch_gpu
 
 
-def round_size(batch: int, batch_gpu: int | None, group: int | None = None, where: str = "data.batch_size") -> int:
+def round_size(batch: int, batch_gpu: int | None, group: int | None = None, where: str | None = None,
+               key: str = "model.batch_gpu") -> int:
     """Images per round for a per-device ``batch``: ``batch_gpu`` when it splits the batch into several rounds, else
     the whole batch. ConfigError when it does not divide the batch, or (``group``: D's minibatch-std group size, None
     when the layer is off or groups the whole batch) when a round does not fill whole groups (the official
-    ``--batch-gpu cannot be smaller than --mbstd``; a non-multiple cannot be grouped)."""
+    ``--batch-gpu cannot be smaller than --mbstd``; a non-multiple cannot be grouped). ``where``, ``key``: the
+    batch's and the round size's config keys, for the message."""
     if batch_gpu is None or batch_gpu >= batch:
         return batch
     if batch % batch_gpu:
-        raise ConfigError(f"model.batch_gpu={batch_gpu} does not divide {where}={batch} (per device) into rounds: "
-                          "use a divisor of it, or model.batch_gpu=null (the whole batch in one round)")
+        where = where or f"data.batch_size={batch} (per device)"
+        raise ConfigError(f"{key}={batch_gpu} does not divide {where} into rounds: use a divisor of it, or "
+                          "model.batch_gpu=null (the whole batch in one round)")
     if group and batch_gpu % group:
-        raise ConfigError(f"model.batch_gpu={batch_gpu} is not a multiple of model.discriminator.mbstd_group_size="
+        raise ConfigError(f"{key}={batch_gpu} is not a multiple of model.discriminator.mbstd_group_size="
                           f"{group}: the minibatch-std layer groups the images of each round; use a multiple of "
                           f"{group} (or a smaller mbstd_group_size)")
     return batch_gpu
+
+
+def count_rounds(n: int, batch_gpu: int | None, D: torch.nn.Module, progressive=None, cur_nimg: int = 0) -> int:
+    """The number of rounds of a phase on ``n`` images (this device's); under progressive growing (``progressive``:
+    its config) with the round size of the resolution after ``cur_nimg`` images."""
+    if progressive is not None:
+        res = stage_at(cur_nimg, D.img_resolution, progressive).resolution
+        batch_gpu = stage_batch_gpu(progressive, batch_gpu, res)
+    return n // round_size(n, batch_gpu, mbstd_group(D))
 
 
 def mbstd_group(D: torch.nn.Module) -> int | None:
@@ -51,17 +64,25 @@ def mbstd_group(D: torch.nn.Module) -> int | None:
 
 def check_setup(batch_gpu: int | None, G: torch.nn.Module, D: torch.nn.Module, datamodule, progressive,
                 world_size: int) -> None:
-    """Before training: ``batch_gpu`` splits the per-device batch (``data.batch_size``) and every per-device size of
-    ``model.progressive.minibatch`` that the growth passes into whole rounds of whole minibatch-std groups."""
+    """Before training: ``batch_gpu`` splits the per-device batch (``data.batch_size``) into whole rounds of whole
+    minibatch-std groups; under progressive growing, at every resolution the growth passes, the round size of that
+    resolution (``model.progressive.batch_gpu``) splits that resolution's per-device minibatch."""
     group = mbstd_group(D)
     batch = getattr(datamodule, "batch_size", None)
-    if isinstance(batch, int):
-        round_size(batch, batch_gpu, group)
-    for res, size in sorted(getattr(progressive, "minibatch", {}).items()):
-        # sizes that do not split over the devices are refused by progressive.schedule_minibatch
-        if progressive.start_resolution <= res <= G.img_resolution and size % world_size == 0:
-            round_size(size // world_size, batch_gpu, group, f"model.progressive.minibatch {res}: {size} / "
-                       f"{world_size} devices")
+    if progressive is None:
+        if isinstance(batch, int):
+            round_size(batch, batch_gpu, group)
+        return
+    res = progressive.start_resolution
+    while res <= G.img_resolution:
+        size, limit = progressive.minibatch.get(res), stage_batch_gpu(progressive, batch_gpu, res)
+        key = f"model.progressive.batch_gpu.{res}" if res in progressive.batch_gpu else "model.batch_gpu"
+        if size is None and isinstance(batch, int):
+            round_size(batch, limit, group, f"data.batch_size={batch} (per device, at {res}x{res})", key)
+        elif size is not None and size % world_size == 0:  # else refused by progressive.schedule_minibatch
+            where = f"model.progressive.minibatch {res}: {size} ({size // world_size} per device)"
+            round_size(size // world_size, limit, group, where, key)
+        res *= 2
 
 
 class RoundLosses:
