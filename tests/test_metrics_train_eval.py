@@ -96,8 +96,11 @@ def test_training_with_missing_extractor_weights_stops_before_the_first_step(tmp
     line = refusal(capsys, ["stylegan-train", "experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}", "metrics=fid",
                             f"callbacks.metrics.feature_extractor_weights_path={missing}"])
     assert str(missing) in line and "metrics.feature_extractor_weights_path" in line
-    assert not (tmp_path / "run" / "checkpoints").exists()
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    run = tmp_path / "run"
+    assert not (run / "checkpoints").exists() and not (run / "samples").exists()
+    assert not (run / "csv" / "metrics.csv").exists()  # no step logged
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and line.endswith(status["error"])
 
 
 @pytest.mark.slow

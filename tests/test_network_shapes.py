@@ -6,6 +6,7 @@ R/2 and 4 at R (so in != out at the last G block and the first D block).
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import cache
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import reference_nets
+from naive_ops import assert_rel_close
 from stylegan.networks import Discriminator, Generator
 
 ARCHS = ("orig", "skip", "resnet")
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
+VALUES_UP_TO = 64  # float64 values against reference_nets; above: the same blocks repeated, shapes and layout only
 ZW = 8
 FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
 
@@ -153,27 +157,47 @@ def _d(arch, res, img_c=3, c_dim=0):
 
 @pytest.mark.parametrize("res", RESOLUTIONS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_generator_shapes_and_layout(arch, res):
+def test_generator_layout_and_values(arch, res):
+    """The layout, and the image of a float64 copy (biases, noise strengths perturbed so that they act) against
+    the whole-network float64 path of reference_nets, written from the official formulas (const noise)."""
     G = _g(arch, res)
     assert G.num_ws == 2 * int(math.log2(res)) - 2
     assert _layout(G) == expected_g_layout(arch, res, 3, 4 * res, 8, ZW, ZW, 2)
+    z = torch.randn(2, ZW, dtype=torch.float64, generator=torch.Generator().manual_seed(res))
+    if res > VALUES_UP_TO:
+        with torch.no_grad():
+            img = G(z.float(), noise_mode="const")
+        assert img.shape == (2, 3, res, res) and bool(torch.isfinite(img).all())
+        return
+    G64 = reference_nets.perturbed(copy.deepcopy(G), seed=res)
     with torch.no_grad():
-        img = G(torch.randn(2, ZW))
-        ws = G.mapping(torch.randn(2, ZW))
-    assert img.shape == (2, 3, res, res)
+        img = G64(z, noise_mode="const")
+        ws = G64.mapping(z)
+        expected = reference_nets.generator(G64.state_dict(), z, arch, res, num_layers=2)
     assert ws.shape == (2, G.num_ws, ZW)
-    assert bool(torch.isfinite(img).all())
+    assert img.shape == (2, 3, res, res) and img.dtype == torch.float64
+    assert_rel_close(img, expected, rtol=1e-10)
 
 
 @pytest.mark.parametrize("res", RESOLUTIONS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_discriminator_shapes_and_layout(arch, res):
+def test_discriminator_layout_and_values(arch, res):
+    """The layout, and the logits of a float64 copy (biases perturbed) against reference_nets' D (4 images,
+    minibatch-std groups of 2)."""
     D = _d(arch, res)
     assert _layout(D) == expected_d_layout(arch, res, 3, 4 * res, 8)
+    img = torch.randn(4, 3, res, res, dtype=torch.float64, generator=torch.Generator().manual_seed(res))
+    if res > VALUES_UP_TO:
+        with torch.no_grad():
+            logits = D(img.float())
+        assert logits.shape == (4, 1) and bool(torch.isfinite(logits).all())
+        return
+    D64 = reference_nets.perturbed(copy.deepcopy(D), seed=res)
     with torch.no_grad():
-        logits = D(torch.randn(2, 3, res, res))
-    assert logits.shape == (2, 1)
-    assert bool(torch.isfinite(logits).all())
+        logits = D64(img)
+    assert logits.shape == (4, 1)
+    assert_rel_close(logits, reference_nets.discriminator(D64.state_dict(), img, arch, res, mbstd_group=2),
+                     rtol=1e-10)
 
 
 @pytest.mark.parametrize("res", [8, 32])

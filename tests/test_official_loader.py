@@ -145,7 +145,10 @@ def test_left_out_kwargs_take_the_official_constructor_defaults(ref, form):
     want = DEFAULTS[form]
     assert (G.init_kwargs["conv_clamp"], D.init_kwargs["conv_clamp"]) == (want["g_clamp"], want["d_clamp"])
     assert G.init_kwargs["fused_modconv_default"] == want["fused"]
-    assert ref["G_kwargs"]["conv_clamp"] == 256  # the fixture's own value (explicit): unchanged by the defaults
+    # a value given explicitly wins over the defaults (a loader that always took them would give 256 / None)
+    G, D = load_official({"G": ref["G"], "G_kwargs": {**kw, "conv_clamp": 64}, "D": ref["D"],
+                          "D_kwargs": {**d_kw, "conv_clamp": 32}})
+    assert (G.init_kwargs["conv_clamp"], D.init_kwargs["conv_clamp"]) == (64, 32)
 
 
 def test_noise_free_generator_exports_and_round_trips():
