@@ -2,8 +2,9 @@
 
 Writes ``report.md`` (a two-factor sweep as a grid with the best cell in bold, then one row per job with every
 metric, sec/kimg, status; failed jobs with their errors), ``report.csv`` (one row per job) and ``report.png``
-(the metric against kimg per job; the grid as a heatmap). Reads only the run folders (CSV logs, ``status.json``,
-``.hydra/overrides.yaml``): no network and no W&B account. ``stylegan-train -m`` writes it when a sweep ends.
+(the metric against kimg per job; the grid as a heatmap). Reads only the run folders (CSV logs, else W&B run files;
+``status.json``, ``.hydra/overrides.yaml``): no network and no W&B account. ``stylegan-train -m`` writes it when a
+sweep ends. A job without a readable log is named in ``report.md`` with what to add, never left as a silent ``-``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils.atomic import atomic_open
-from .collect import Job, ReportError, factors, higher_is_better, load_sweep, resolve_metric
+from .collect import STATUSES, Job, ReportError, factors, higher_is_better, load_sweep, resolve_metric
 from .tables import REDUCE, grid_markdown, summary_columns, summary_csv, summary_markdown
 
 __all__ = ["Report", "ReportError", "load_sweep", "write_report"]
@@ -33,9 +34,36 @@ class Report:
     def unfinished(self) -> list[Job]:
         return [j for j in self.jobs if j.status == "unfinished"]
 
+    @property
+    def interrupted(self) -> list[Job]:
+        return [j for j in self.jobs if j.status == "interrupted"]
+
+
+def _label(job: Job, keys: list[str]) -> str:
+    return " ".join(f"{k}={job.overrides.get(k)}" for k in keys) or job.path.name
+
+
+def _logs(jobs: list[Job], metric: str) -> list[str]:
+    """Where the values came from, and for jobs without any, what to add to the sweep's command."""
+    sources = {s: [j for j in jobs if j.source == s] for s in ("csv", "wandb", None)}
+    text = []
+    if sources["wandb"]:
+        nums = ", ".join(str(j.num) for j in sources["wandb"])
+        text.append(f"Values of job(s) {nums} read from their W&B run files (`wandb/*run-*/run-*.wandb`; no CSV log).")
+    if sources[None]:
+        nums = ", ".join(str(j.num) for j in sources[None])
+        text.append(f"**No logged values for job(s) {nums}**: neither `csv/metrics.csv` nor a readable W&B run file "
+                    "(`wandb/*run-*/run-*.wandb`, read with the `wandb` package) is in their folders, so their cells "
+                    "show `-`. The report reads CSV logs and W&B run files, not TensorBoard events: run the sweep "
+                    "with `logger=csv` or `logger=[csv,wandb]` (or `logger=[csv,tensorboard]`).")
+    elif not any(j.curves.get(metric) for j in jobs) and not all(j.status == "failed" for j in jobs):
+        text.append(f"**No job logged `{metric}`**: pass `--metric` with a logged column "
+                    f"({', '.join(sorted({c for j in jobs for c in j.curves})[:8]) or 'none'}).")
+    return text
+
 
 def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: str, rows: str, cols: str) -> str:
-    counts = {s: sum(j.status == s for j in jobs) for s in ("completed", "failed", "unfinished")}
+    counts = {s: sum(j.status == s for j in jobs) for s in STATUSES}
     fixed = {k: v for k, v in jobs[0].overrides.items() if k not in keys}
     direction = "higher" if higher_is_better(metric) else "lower"
     lines = [f"# Sweep report: {root}", "",
@@ -43,7 +71,7 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
              f"Metric: `{metric}`, {reduce} logged value per job ({direction} is "
              "better; the best in **bold**).",
              "Varied: " + (", ".join(f"`{k}`" for k in keys) or "nothing (one job)") + ".",
-             "Fixed: " + (" ".join(f"`{k}={v}`" for k, v in fixed.items()) or "-") + "."]
+             "Fixed: " + (" ".join(f"`{k}={v}`" for k, v in fixed.items()) or "-") + ".", *_logs(jobs, metric)]
     if rows and cols:
         lines += ["", f"## {metric}: rows `{rows}`, columns `{cols}`", "",
                   grid_markdown(jobs, rows, cols, metric, reduce)]
@@ -51,10 +79,9 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
     lines += ["", "## Every job", "", summary_markdown(jobs, keys, columns, reduce)]
     bad = [j for j in jobs if j.status != "completed"]
     if bad:
-        lines += ["", "## Failed and unfinished jobs", ""]
-        lines += [f"- job {j.num} ({' '.join(f'{k}={j.overrides.get(k)}' for k in keys) or j.path.name}): "
-                  f"{j.status}" + (f": {j.error}" if j.error else f" at kimg {j.kimg:g}") + f" — `{j.path}`"
-                  for j in bad]
+        lines += ["", "## Failed and unfinished jobs", ""]  # unfinished: also interrupted (by a signal)
+        lines += [f"- job {j.num} ({_label(j, keys)}): {j.status}" + (f" by {j.signal}" if j.signal else "")
+                  + (f": {j.error}" if j.error else f" at kimg {j.kimg:g}") + f" — `{j.path}`" for j in bad]
     lines += ["", "![report](report.png)", ""]
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
-"""Read a sweep folder back: every job's overrides, status and logged scalars (CSV logs; no network, no W&B).
+"""Read a sweep folder back: every job's overrides, status and logged scalars (local files; no network).
 
 A job is a sub-folder with ``.hydra/overrides.yaml`` (Hydra writes it for each multirun job). Its status comes
-from ``status.json`` (``stylegan-train`` writes it: running / completed / failed with the error); a job that never
-finished (killed, preempted, still running) is ``unfinished``. Scalars come from the CSV logger's ``metrics.csv``.
+from ``status.json`` (``stylegan-train`` writes it: running / completed / failed with the error / interrupted with
+the signal); a job that never finished (killed, preempted, still running) is ``unfinished``. Scalars come from the
+CSV logger's ``metrics.csv``, else from the job's W&B run files (:mod:`.wandb_files`; ``logger=wandb`` alone).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ class Job:
     path: Path
     num: int
     overrides: dict[str, str]
-    status: str  # completed | failed | unfinished
+    status: str  # completed | failed | interrupted | unfinished
     error: str | None = None
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # column -> [(kimg, value)]
+    source: str | None = None  # where the scalars came from: csv | wandb | None (no log found)
+    signal: str | None = None  # the signal that interrupted the job (SIGTERM, SIGINT)
+    tags: list[str] = field(default_factory=list)
 
     def last(self, column: str) -> float:
         points = self.curves.get(column)
@@ -69,8 +73,17 @@ def _overrides(path: Path) -> dict[str, str]:
     return out
 
 
-def _curves(job_dir: Path) -> dict[str, list[tuple[float, float]]]:
+def _curves(job_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], str | None]:
+    """The job's scalars and their source: the CSV log if there is one, else its W&B run files, else nothing."""
     files = sorted(p for p in job_dir.rglob("metrics.csv") if "wandb" not in p.parts)
+    if not files:
+        from .wandb_files import WandbFileError, curves
+
+        try:
+            found = curves(job_dir)
+        except (OSError, WandbFileError):
+            return {}, None
+        return found, "wandb" if found else None
     curves: dict[str, list[tuple[float, float]]] = {}
     for path in files[:1]:
         with open(path, newline="") as f:
@@ -86,19 +99,22 @@ def _curves(job_dir: Path) -> dict[str, list[tuple[float, float]]]:
                         curves.setdefault(key, []).append((kimg, float(text)))
                     except ValueError:
                         continue
-    return curves
+    return curves, "csv"
 
 
-def _status(job_dir: Path) -> tuple[str, str | None, int | None]:
-    path = job_dir / "status.json"
-    if not path.is_file():
-        return "unfinished", None, None
+STATUSES = ("completed", "failed", "interrupted", "unfinished")
+
+
+def _status(job_dir: Path) -> dict:
+    """``status.json`` (``{}`` when missing or unreadable) with ``status`` one of :data:`STATUSES`."""
     try:
-        record = json.loads(path.read_text())
-    except ValueError:
-        return "unfinished", None, None
-    status = record.get("status")
-    return (status if status in ("completed", "failed") else "unfinished"), record.get("error"), record.get("job_num")
+        record = json.loads((job_dir / "status.json").read_text())
+    except (OSError, ValueError):
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    if record.get("status") not in STATUSES[:3]:  # running (killed, or still running), or no file
+        record["status"] = "unfinished"
+    return record
 
 
 def load_sweep(sweep_dir: str | Path) -> list[Job]:
@@ -111,10 +127,13 @@ def load_sweep(sweep_dir: str | Path) -> list[Job]:
         job_dir = overrides.parent.parent
         if job_dir == root and any(root.glob("*/.hydra/overrides.yaml")):
             continue
-        status, error, num = _status(job_dir)
+        record = _status(job_dir)
+        num = record.get("job_num")
         if num is None:
             num = int(job_dir.name) if job_dir.name.isdigit() else len(jobs)
-        jobs.append(Job(job_dir, num, _overrides(overrides), status, error, _curves(job_dir)))
+        curves, source = _curves(job_dir)
+        jobs.append(Job(job_dir, num, _overrides(overrides), record["status"], record.get("error"), curves, source,
+                        record.get("signal"), [str(t) for t in record.get("tags") or []]))
     if not jobs:
         raise ReportError(f"{root} holds no Hydra job folders (<job>/.hydra/overrides.yaml): pass the folder a "
                           "`stylegan-train -m ...` sweep wrote, e.g. multirun/<date>_<time>")
@@ -152,4 +171,7 @@ def resolve_metric(jobs: list[Job], name: str | None) -> str:
             return candidate
     if all(job.status == "failed" for job in jobs):
         return name
-    raise ReportError(f"--metric {name} was not logged by any job; logged: {', '.join(logged) or 'nothing'}")
+    if not logged:
+        raise ReportError(f"--metric {name}: no job logged anything readable (no csv/metrics.csv, no W&B run file "
+                          "wandb/*run-*/run-*.wandb): run the sweep with logger=csv or logger=[csv,wandb]")
+    raise ReportError(f"--metric {name} was not logged by any job; logged: {', '.join(logged)}")
