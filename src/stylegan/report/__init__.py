@@ -43,6 +43,10 @@ def _label(job: Job, keys: list[str]) -> str:
     return " ".join(f"{k}={job.overrides.get(k)}" for k in keys) or job.path.name
 
 
+def _stopped(job: Job) -> float:
+    return job.status_kimg if job.status == "interrupted" and job.status_kimg is not None else job.kimg
+
+
 def _logs(jobs: list[Job], metric: str) -> list[str]:
     """Where the values came from, and for jobs without any, what to add to the sweep's command."""
     sources = {s: [j for j in jobs if j.source == s] for s in ("csv", "wandb", None)}
@@ -81,7 +85,7 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
     if bad:
         lines += ["", "## Failed and unfinished jobs", ""]  # unfinished: also interrupted (by a signal)
         lines += [f"- job {j.num} ({_label(j, keys)}): {j.status}" + (f" by {j.signal}" if j.signal else "")
-                  + (f": {j.error}" if j.error else f" at kimg {j.kimg:g}") + f" — `{j.path}`" for j in bad]
+                  + (f": {j.error}" if j.error else f" at kimg {_stopped(j):g}") + f" — `{j.path}`" for j in bad]
     lines += ["", "![report](report.png)", ""]
     return "\n".join(lines)
 

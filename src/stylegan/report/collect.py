@@ -32,6 +32,7 @@ class Job:
     curves: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # column -> [(kimg, value)]
     source: str | None = None  # where the scalars came from: csv | wandb | None (no log found)
     signal: str | None = None  # the signal that interrupted the job (SIGTERM, SIGINT)
+    status_kimg: float | None = None  # the kimg status.json records (where an interrupted job stopped)
     tags: list[str] = field(default_factory=list)
 
     def last(self, column: str) -> float:
@@ -105,6 +106,10 @@ def _curves(job_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], str | 
 STATUSES = ("completed", "failed", "interrupted", "unfinished")
 
 
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _status(job_dir: Path) -> dict:
     """``status.json`` (``{}`` when missing or unreadable) with ``status`` one of :data:`STATUSES`."""
     try:
@@ -133,7 +138,7 @@ def load_sweep(sweep_dir: str | Path) -> list[Job]:
             num = int(job_dir.name) if job_dir.name.isdigit() else len(jobs)
         curves, source = _curves(job_dir)
         jobs.append(Job(job_dir, num, _overrides(overrides), record["status"], record.get("error"), curves, source,
-                        record.get("signal"), [str(t) for t in record.get("tags") or []]))
+                        record.get("signal"), _number(record.get("kimg")), [str(t) for t in record.get("tags") or []]))
     if not jobs:
         raise ReportError(f"{root} holds no Hydra job folders (<job>/.hydra/overrides.yaml): pass the folder a "
                           "`stylegan-train -m ...` sweep wrote, e.g. multirun/<date>_<time>")
