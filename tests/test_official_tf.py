@@ -37,7 +37,8 @@ def close(out: torch.Tensor, expected: torch.Tensor) -> bool:
     return out.shape == expected.shape and bool((out - expected).abs().max() <= 2e-5 * expected.abs().max())
 
 
-@pytest.mark.parametrize("name", ["stylegan2_skip_resnet", "ada_resnet_skip_cond", "ada_orig_orig"])
+@pytest.mark.parametrize("name", ["stylegan2_skip_resnet", "ada_resnet_skip_cond", "ada_orig_orig",
+                                  "stylegan2_revised"])
 def test_tf_pickle_equals_the_official_conversion(tmp_path, monkeypatch, cases, name):
     monkeypatch.chdir(tmp_path)  # build_module_src would create MARKER here if it ever ran
     case, path = cases[name], write(tmp_path / f"{name}.pkl", cases[name])
@@ -59,6 +60,20 @@ def test_tf_pickle_equals_the_official_conversion(tmp_path, monkeypatch, cases, 
         x = torch.cat([case["reals"], case["reals"].flip(-1)])  # 8 images: strided groups {0, 2, 4, 6}, {1, 3, 5, 7}
         with torch.no_grad():
             assert close(D(x)[0::2], D(x[0::2])) and not close(D(x)[0::2], D(x[:4]))
+
+
+def test_configs_b_to_d_at_lower_levels_of_detail(tmp_path, cases):
+    """Configs B-D (G_synthesis_stylegan_revised, D_stylegan) load as progressive 'orig' networks; their lower
+    resolutions' ToRGB_lod1 / FromRGB_lod1 are where lod 1 reads them: the project's G at lod 1 (nearest-upsampled)
+    and D at lod 1 (box-downsampled input) against the official conversion of the config E-F networks at R / 2."""
+    case = cases["stylegan2_revised"]
+    G, D = load_official_file(write(tmp_path / "config-d.pkl", case))
+    assert G.init_kwargs["progressive"] and D.init_kwargs["progressive"] and G.synthesis.lod == D.lod == 0
+    G.synthesis.lod = D.lod = 1.0
+    with torch.no_grad():
+        img = G.eval()(case["z"], case["c"], noise_mode="const")
+        assert img.shape[-1] == 16 and close(img[..., ::2, ::2], case["G_ema_lod1"])
+        assert close(D.eval()(case["reals"]), case["D_lod1"])
 
 
 def test_tf_pickle_with_label_concat_and_switch(tmp_path, monkeypatch, cases):
@@ -119,16 +134,19 @@ def _refused(tmp_path: Path, nets, match: str, name: str = "x.pkl") -> None:
 
 def test_unsupported_networks_are_refused_by_name(tmp_path):
     nets = _nets()
-    nets[2].state["components"]["synthesis"].state["build_func_name"] = "G_synthesis_stylegan_revised"  # configs B-D
-    _refused(tmp_path, nets, r"x\.pkl: Gs \(Gs\) synthesis was built by G_synthesis_stylegan_revised \(the revised "
-                             r"StyleGAN synthesis with progressive growing \(StyleGAN2 configs B-D\)\); only G_main "
-                             r"with G_mapping and G_synthesis_stylegan2 .* load")
-    nets = _nets()
     nets[2].state.update(build_func_name="G_style", version=3)  # config A / StyleGAN1-era: named, not the version
-    _refused(tmp_path, nets, r"Gs \(Gs\) was built by G_style \(the original StyleGAN generator \(StyleGAN2 config A\)")
+    _refused(tmp_path, nets, r"x\.pkl: Gs \(Gs\) was built by G_style \(the original StyleGAN generator, StyleGAN2 "
+                             r"config A\); only G_main with G_mapping and G_synthesis_stylegan2 .* load")
     nets = _nets()
-    nets[1].state["build_func_name"] = "D_stylegan"
-    _refused(tmp_path, nets, r"D \(D\) was built by D_stylegan \(the progressive-growing discriminator")
+    nets[1].state["build_func_name"] = "D_basic"
+    _refused(tmp_path, nets, r"D \(D\) was built by D_basic \(the original StyleGAN discriminator, StyleGAN2 config A")
+    nets = _nets()
+    nets[2].state["components"]["synthesis"].state["build_func_name"] = "G_synthesis_new"
+    _refused(tmp_path, nets, r"Gs \(Gs\) synthesis was built by G_synthesis_new \(a network this project does not")
+    _, _, G_kw, D_kw = CASES["stylegan2_revised"]
+    nets = list(tf_pickle(0, G_kw, D_kw, "revised"))
+    nets[1].state["variables"][0] = ("lod", np.float32(1.5))  # a config B-D snapshot taken while growing
+    _refused(tmp_path, nets, r"D \(D\) was saved during progressive growing \(lod=1\.5\); only networks at lod 0")
     nets = _nets()
     nets[1].state["version"] = 3
     _refused(tmp_path, nets, r"D \(D\) has TF network pickle version 3, older than StyleGAN2's")

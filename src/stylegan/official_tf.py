@@ -1,6 +1,6 @@
-"""The TensorFlow network pickles of the StyleGAN2 paper (NVlabs/stylegan2: configs E and F with the 'orig' / 'skip' /
-'resnet' G and D of Table 2, the published FFHQ, LSUN ... ``stylegan2-*-config-f.pkl``) and of StyleGAN2-ADA's
-TensorFlow code (NVlabs/stylegan2-ada), read without running any of their code.
+"""The TensorFlow network pickles of the StyleGAN2 paper (NVlabs/stylegan2: Table 1 configs B-F, the 'orig' / 'skip' /
+'resnet' G and D of Table 2, the published ``stylegan2-*-config-f.pkl``) and of StyleGAN2-ADA's TensorFlow code
+(NVlabs/stylegan2-ada), read without running any of their code.
 
 Such a file pickles the tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` objects (Gs: the moving average of
 G, what the official tools use). A Network's pickled state (tflib/network.py ``__getstate__``) holds its build
@@ -13,13 +13,15 @@ The conversion follows stylegan2-ada-pytorch's ``legacy.py`` (``convert_tf_gener
 ``convert_tf_discriminator``): channel_base = 2 * fmap_base; TF weights [k, k, in, out] become [out, in, k, k]
 (up-sampling convs flipped: the PyTorch code convolves where TF's transposed conv correlates); dense weights are
 transposed; the style bias gains the +1 that TF adds at run time; noise inputs ``noise{i}`` go to layer i's
-``noise_const``. Beyond legacy.py, the TF defaults of each build function are kept where legacy.py's differ
-(stylegan2's D_stylegan2 groups the minibatch std by 4 when no group size is given, legacy.py by the whole batch;
-its mapping layers default to 512 features), and the stylegan2 code's conditional networks (label concatenated to z
-in G, label switch in D), which legacy.py cannot convert, map to ``label_embedding='concat'`` and
-``label_conditioning='switch'``. Everything else is refused in one line naming it: other build functions (configs
-A-D: G_style, G_synthesis_stylegan_revised, D_basic, D_stylegan), arguments this project cannot honor, unknown
-variables.
+``noise_const``. Beyond legacy.py: the TF defaults of each build function where legacy.py's differ (D_stylegan2
+groups the minibatch std by 4 when no group size is given, legacy.py by the whole batch; networks_stylegan2.py's
+mapping layers default to 512 features); the stylegan2 code's conditional networks (label concatenated to z in G,
+label switch in D) as ``label_embedding='concat'`` / ``label_conditioning='switch'``; configs B-D
+(G_synthesis_stylegan_revised, D_stylegan), which at level of detail 0 compute exactly the 'orig' G and D of
+networks_stylegan2.py (the same layer functions) and keep a ToRGB_lod{k} / FromRGB_lod{k} per resolution, as the
+project's progressive 'orig' networks (``progressive=True``, lod 0). Refused in one line naming it: config A's
+StyleGAN networks (G_style, D_basic), networks saved during progressive growing (lod != 0), arguments this project
+cannot honor, unknown variables.
 """
 
 from __future__ import annotations
@@ -34,16 +36,15 @@ import torch
 from .official_pickle import OfficialWeightsError, TFNetwork
 
 # build function -> flavor ('stylegan2': NVlabs/stylegan2 networks_stylegan2.py; 'ada': NVlabs/stylegan2-ada)
-_SYNTHESIS = {"G_synthesis_stylegan2": "stylegan2", "G_synthesis": "ada"}
-_DISCRIMINATORS = {"D_stylegan2": "stylegan2", "D_main": "ada"}
+# 'revised': configs B-D (G_synthesis_stylegan_revised, D_stylegan: progressive growing), read at lod 0.
+_SYNTHESIS = {"G_synthesis_stylegan2": "stylegan2", "G_synthesis": "ada", "G_synthesis_stylegan_revised": "revised"}
+_DISCRIMINATORS = {"D_stylegan2": "stylegan2", "D_main": "ada", "D_stylegan": "revised"}
 _REFUSED = {
-    "G_style": "the original StyleGAN generator (StyleGAN2 config A)",
-    "G_synthesis_stylegan_revised": "the revised StyleGAN synthesis with progressive growing (StyleGAN2 configs B-D)",
-    "D_basic": "the original StyleGAN discriminator (StyleGAN2 config A)",
-    "D_stylegan": "the progressive-growing discriminator of StyleGAN2 configs B-D",
+    "G_style": "the original StyleGAN generator, StyleGAN2 config A",
+    "D_basic": "the original StyleGAN discriminator, StyleGAN2 config A",
 }
-SUPPORTED = ("G_main with G_mapping and G_synthesis_stylegan2 (StyleGAN2 configs E-F) or G_synthesis "
-             "(StyleGAN2-ADA TensorFlow), D_stylegan2 or D_main")
+SUPPORTED = ("G_main with G_mapping and G_synthesis_stylegan2 (StyleGAN2 configs E-F), G_synthesis_stylegan_revised "
+             "(configs B-D) or G_synthesis (StyleGAN2-ADA TensorFlow); D_stylegan2, D_stylegan or D_main")
 # Arguments that only select run-time modes, precision or training behaviour: accepted, no effect on the weights.
 _RUNTIME = {"truncation_psi", "truncation_cutoff", "truncation_psi_val", "truncation_cutoff_val", "style_mixing_prob",
             "randomize_noise", "fused_modconv", "dtype", "num_fp16_res", "structure", "freeze_layers",
@@ -138,7 +139,7 @@ def generator_kwargs(G: TFNetwork, where: str) -> tuple[dict[str, Any], str]:
     labels = {n.split("/")[0] for n, _ in mapping.variables if n.startswith("Label")}
     mapping_kwargs = {"num_layers": int(kw.get("mapping_layers", 8)), "lr_multiplier": kw.get("mapping_lrmul", 0.01),
                       "w_avg_beta": 1.0 if beta is None else beta,
-                      "layer_features": kw.get("mapping_fmaps", 512 if flavor == "stylegan2" else None)}
+                      "layer_features": kw.get("mapping_fmaps", None if flavor == "ada" else 512)}
     label_fmaps = kw.get("label_fmaps")
     if out["c_dim"] and labels == {"LabelConcat"}:  # stylegan2's G_mapping: concat(z, c @ E), then normalized
         mapping_kwargs["label_embedding"] = "concat"
@@ -146,8 +147,10 @@ def generator_kwargs(G: TFNetwork, where: str) -> tuple[dict[str, Any], str]:
         mapping_kwargs["embed_features"] = out["z_dim"] if label_fmaps is None else int(label_fmaps)
     kw.finish()
     out["mapping_kwargs"] = mapping_kwargs
-    if flavor == "stylegan2":  # networks_stylegan2.py has neither argument (its **_kwargs swallow them)
+    if flavor != "ada":  # networks_stylegan2.py has neither argument (its **_kwargs swallow them)
         out.update(conv_clamp=None, use_noise=True)
+    if flavor == "revised":  # at lod 0: the 'orig' G, with a ToRGB at every resolution
+        out.update(architecture="orig", progressive=True)
     return out, flavor
 
 
@@ -159,8 +162,10 @@ def discriminator_kwargs(D: TFNetwork, where: str) -> tuple[dict[str, Any], str]
     kw = _Kwargs(D, where)
     out = _common(kw)
     out["architecture"] = kw.get("architecture", "resnet")
-    group, features = kw.get("mbstd_group_size", 4 if flavor == "stylegan2" else None), kw.get("mbstd_num_features", 1)
-    if flavor == "stylegan2" and group is not None and group <= 1:  # D_stylegan2 skips the layer for group <= 1
+    if flavor == "revised":  # D_stylegan at lod 0: the 'orig' D, with a FromRGB at every resolution
+        out.update(architecture="orig", progressive=True)
+    group, features = kw.get("mbstd_group_size", None if flavor == "ada" else 4), kw.get("mbstd_num_features", 1)
+    if flavor != "ada" and group is not None and group <= 1:  # networks_stylegan2.py skips the layer for group <= 1
         group, features = None, 0
     out.update(mbstd_group_size=group, mbstd_num_channels=int(features))
     for key, allowed, default in (("use_pagan", False, False), ("use_spectral_norm", False, False),
@@ -175,8 +180,8 @@ def discriminator_kwargs(D: TFNetwork, where: str) -> tuple[dict[str, Any], str]
             out.update(cmap_dim=cmap, mapping_kwargs=mapping)
     elif out["c_dim"]:
         out["label_conditioning"] = "switch"  # Output has one logit per class; the score is <logits, c>
-    if flavor == "stylegan2":
-        out["conv_clamp"] = None  # D_stylegan2 never clamps (conv_clamp is stylegan2-ada's)
+    if flavor != "ada":
+        out["conv_clamp"] = None  # networks_stylegan2.py never clamps (conv_clamp is stylegan2-ada's)
     kw.finish()
     return out, flavor
 
@@ -248,12 +253,28 @@ def _variables(net: TFNetwork, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def state_dict(net: TFNetwork, rename: Callable, where: str, ignore: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+def _lod_variables(variables: dict[str, Any], resolution: int, where: str) -> dict[str, Any]:
+    """``ToRGB_lod{k}`` / ``FromRGB_lod{k}`` (configs B-D) are the layers at resolution R >> k (legacy.py's renaming);
+    the level of detail ``lod`` must be 0: a final network (TF fades its lower resolutions in otherwise)."""
+    out = {}
+    for name, value in variables.items():
+        if name.rsplit("/", 1)[-1] == "lod":
+            lod = value.tensor if hasattr(value, "tensor") else value
+            if lod is None or float(lod) != 0:
+                raise OfficialWeightsError(f"{where} was saved during progressive growing ({name}={lod!r}); only "
+                                           "networks at lod 0 (trained up to the full resolution) load")
+            continue
+        if m := re.fullmatch(r"(synthesis/)?(ToRGB|FromRGB)_lod(\d+)/(\w+)", name):
+            r = resolution >> int(m[3])
+            name = f"{m[1] or ''}{r}x{r}/{m[2]}/{m[4]}"
+        out[name] = value
+    return out
+
+
+def state_dict(net: TFNetwork, rename: Callable, where: str, resolution: int) -> dict[str, torch.Tensor]:
     """The project's state_dict of a TF network's variables; an unknown variable or a non-numeric one is refused."""
     out = {}
-    for name, value in _variables(net).items():
-        if name in ignore:
-            continue
+    for name, value in _lod_variables(_variables(net), resolution, where).items():
         target = rename(name)
         if isinstance(value, float):  # a 0-d variable: TF's session.run gives a numpy scalar
             value = torch.tensor(value)
@@ -286,10 +307,8 @@ def tf_networks(data: Any, path: str | os.PathLike) -> dict[str, tuple[dict[str,
             if not isinstance(net.version, int) or net.version < 4:
                 raise OfficialWeightsError(f"{where} has TF network pickle version {net.version!r}, older than "
                                            "StyleGAN2's (version 4); only StyleGAN2 TF pickles load")
-            if key == "D":
-                out[key] = kwargs, state_dict(net, _discriminator_name, where)
-            else:
-                out[key] = kwargs, state_dict(net, _generator_name, where, ignore=("lod",))  # G_main's lod: unused
+            rename = _discriminator_name if key == "D" else _generator_name
+            out[key] = kwargs, state_dict(net, rename, where, kwargs["img_resolution"])
         except OfficialWeightsError:
             raise
         except (TypeError, ValueError, AttributeError) as e:  # malformed kwargs or components
