@@ -1,0 +1,217 @@
+"""Interruptions without loss, with real processes and real signals: SIGINT / SIGTERM at a random point of a run
+stop it at a step boundary with last.ckpt written (exit 130 / 143, status.json "interrupted"), and ``ckpt_path=auto``
+then ends bit for bit where the uninterrupted run ends (1 process; a sweep of 2-process gloo jobs with the signal
+sent to the launcher only); a finished run started again changes nothing, and a re-run sweep skips its finished
+jobs; a checkpoint write that hits a full disk is one line with the previous checkpoint intact."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import stylegan.utils.atomic as atomic
+from sweeping import in_process, run_env, train_process
+
+# no periodic checkpoint: the one a stopped run leaves is the one written at the stop; a sample grid every 4 steps
+# (batch 8) says when the run is training
+SMALL = ["experiment=smoke", "logger=csv", "callbacks.checkpoint.every_kimg=100", "callbacks.samples.every_kimg=0.032"]
+GRID = Path("samples") / "fakes_kimg00000.03.png"  # written at 32 images
+RNG = random.Random()  # the delays are random on purpose; each assertion message prints the one it used
+
+
+def _load(ckpt: Path) -> dict:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)
+
+
+def _tensors(x, prefix: str = ""):
+    """Every tensor of a checkpoint (weights, optimizer moments, every rank's RNG states), by its path."""
+    if isinstance(x, torch.Tensor):
+        yield prefix, x
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            yield from _tensors(v, f"{prefix}/{k}")
+    elif isinstance(x, list | tuple):
+        for i, v in enumerate(x):
+            yield from _tensors(v, f"{prefix}/{i}")
+
+
+def assert_same_state(a: Path, b: Path) -> None:
+    sa, sb = _load(a), _load(b)
+    assert (sa["stylegan"]["cur_nimg"], sa["stylegan"]["iteration"]) == (sb["stylegan"]["cur_nimg"],
+                                                                          sb["stylegan"]["iteration"])
+    ta, tb = dict(_tensors(sa)), dict(_tensors(sb))
+    assert ta.keys() == tb.keys() and any(k.startswith("/optimizer_states") for k in ta)
+    differ = [k for k in ta if not torch.equal(ta[k], tb[k])]
+    assert not differ, differ[:10]
+
+
+def signal_after(proc: subprocess.Popen, path: Path, signum: int, group: bool = True) -> float:
+    """Send ``signum`` at a random moment (0-0.25 s) after ``path`` appears, to ``proc``'s process group (a
+    terminal's Ctrl-C, a scheduler) or to ``proc`` alone. Returns the delay."""
+    deadline = time.time() + 240
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, f"the run ended before {path} appeared: " + proc.communicate()[0][-3000:]
+    delay = RNG.uniform(0, 0.25)
+    time.sleep(delay)
+    (os.killpg if group else os.kill)(proc.pid, signum)
+    return delay
+
+
+def finish(proc: subprocess.Popen, code: int, note: str = "") -> str:
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == code, f"{note}\n{out[-3000:]}"
+    deadline = time.time() + 60  # every rank exits too: none is left waiting in a collective
+    while True:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return out
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise AssertionError(f"{note}: a process of the job was still running 60 s after the launcher exited")
+        time.sleep(0.05)
+
+
+def interrupted_status(run: Path, name: str) -> int:
+    """status.json says interrupted by ``name``; the checkpoint (written at the stop) holds the step it names.
+    Returns its image count."""
+    status = json.loads((run / "status.json").read_text())
+    assert (status["status"], status["signal"]) == ("interrupted", name), status
+    nimg = _load(run / "checkpoints" / "last.ckpt")["stylegan"]["cur_nimg"]
+    assert status["kimg"] == nimg / 1000 and nimg >= 32, (status, nimg)  # after the grid at 32 images
+    return nimg
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    """A run stopped by SIGINT (as a terminal sends it: to the process group), resumed to the end; the straight
+    run of the same length."""
+    root = tmp_path_factory.mktemp("interrupt")
+    run = root / "run"
+    proc = train_process(*SMALL, f"hydra.run.dir={run}", "total_kimg=100", wait=False)
+    delay = signal_after(proc, run / GRID, signal.SIGINT)
+    out = finish(proc, 130, f"SIGINT {delay:.3f} s after the grid at 32 images")
+    stop = interrupted_status(run, "SIGINT")
+    total = f"total_kimg={(stop + 16) / 1000}"  # two more steps of 8 images
+    train_process(*SMALL, f"hydra.run.dir={run}", total, "ckpt_path=auto")
+    train_process(*SMALL, f"hydra.run.dir={root / 'straight'}", total)
+    return {"run": run, "straight": root / "straight", "total": total, "stop": stop, "out": out}
+
+
+@pytest.mark.xdist_group("interrupt")
+def test_sigint_then_resume_equals_the_straight_run(chain):
+    """Ctrl-C at a random moment: exit code 130, the checkpoint of the step it stopped at (no periodic one is due),
+    and the resumed run ends bit for bit as the straight one (weights, optimizer moments, RNG states)."""
+    assert "SIGINT: stopped at kimg" in chain["out"] and "Traceback" not in chain["out"], chain["out"][-3000:]
+    assert_same_state(chain["run"] / "checkpoints" / "last.ckpt", chain["straight"] / "checkpoints" / "last.ckpt")
+    assert json.loads((chain["run"] / "status.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.xdist_group("interrupt")
+def test_a_finished_run_started_again_changes_nothing(chain, capsys):
+    """A requeued finished job: no training step, checkpoint and status.json untouched (bytes and mtime), exit 0;
+    the temp file of a killed checkpoint write is removed at the start."""
+    run = chain["run"]
+    ckpt, status = run / "checkpoints" / "last.ckpt", run / "status.json"
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (ckpt, status)}
+    partial = atomic.temp_path(ckpt).with_name(".last.ckpt.tmp99999999")
+    partial.write_bytes(b"half a checkpoint")
+    assert in_process(*SMALL, f"hydra.run.dir={run}", chain["total"], "ckpt_path=auto") is None  # no SystemExit
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before
+    assert not partial.exists()
+    out = capsys.readouterr().out
+    assert len([x for x in out.splitlines() if "] - complete: " in x]) == 1, out[-3000:]
+    assert "output directory" not in out  # no trainer was built
+
+
+@pytest.mark.slow  # two sweeps: five processes in all
+def test_sigterm_to_a_ddp_sweep_stops_it_after_that_jobs_checkpoint_and_a_rerun_continues_exactly(tmp_path):
+    """A sweep of three identical 2-process gloo jobs (only the sample grid's seed differs). SIGTERM to the launcher
+    alone (a container's PID 1) during job 1: rank 1, which got no signal, stops at the same step (else it would wait
+    in a collective), job 1's checkpoint holds both ranks' RNG streams, job 2 does not start, exit code 143. The
+    re-run skips the finished job 0 untouched, continues job 1 and runs job 2: both end bit for bit as job 0."""
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "stylegan.train", "-m", f"hydra.sweep.dir={sweep_dir}", *SMALL, "trainer=ddp_sim",
+           "total_kimg=0.192", "ckpt_path=auto", "callbacks.samples.seed=0,1,2"]
+    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    ckpt = [sweep_dir / str(j) / "checkpoints" / "last.ckpt" for j in range(3)]
+    delay = signal_after(proc, sweep_dir / "1" / GRID, signal.SIGTERM, group=False)
+    out = finish(proc, 143, f"SIGTERM {delay:.3f} s after job 1's grid at 32 images")
+    assert _load(ckpt[0])["stylegan"]["cur_nimg"] == 192
+    assert interrupted_status(sweep_dir / "1", "SIGTERM") < 192
+    assert len(_load(ckpt[1])["stylegan"]["rng_per_rank"]) == 2
+    assert not (sweep_dir / "2" / "status.json").exists() and "job 2 not started" in out, out[-3000:]
+    done = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (ckpt[0], sweep_dir / "0" / "status.json")}
+    rerun = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in done} == done  # job 0 was finished: untouched
+    for j in range(3):
+        assert json.loads((sweep_dir / str(j) / "status.json").read_text())["status"] == "completed"
+    assert_same_state(ckpt[1], ckpt[0])
+    assert_same_state(ckpt[2], ckpt[0])
+
+
+class _FullDisk:
+    """A file that takes ``room`` bytes, then fails as a full disk does (the test double of the writer)."""
+
+    def __init__(self, f, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, data) -> int:
+        n = len(memoryview(data).cast("B"))
+        if n > self.room:
+            self.f.write(bytes(memoryview(data).cast("B")[: self.room]))
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= n
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_at_a_checkpoint_write_is_one_line_and_the_previous_checkpoint_stays(tmp_path, monkeypatch,
+                                                                                          capsys):
+    writes = []
+
+    def full_at_second_checkpoint(path, mode="r", *args, **kwargs):
+        f = open(path, mode, *args, **kwargs)  # noqa: SIM115 (closed by the double)
+        if Path(path).name.startswith(".last.ckpt.tmp"):
+            writes.append(path)
+            if len(writes) == 2:
+                return _FullDisk(f, room=4096)
+        return f
+
+    monkeypatch.setattr(atomic, "open", full_at_second_checkpoint, raising=False)
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        in_process("experiment=smoke", "logger=csv", "callbacks.checkpoint.every_kimg=0.032", f"hydra.run.dir={run}",
+                   "total_kimg=0.128")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err, err[-3000:]
+    ckpt = run / "checkpoints" / "last.ckpt"
+    (line,) = [x for x in err.splitlines() if x.startswith("stylegan-train: error:")]
+    assert line.startswith(f"stylegan-train: error: could not write checkpoint {ckpt}: {os.strerror(errno.ENOSPC)}")
+    assert "the previous last.ckpt (kimg 0.032) is intact" in line
+    assert _load(ckpt)["stylegan"]["cur_nimg"] == 32 and len(writes) == 2
+    status = json.loads((run / "status.json").read_text())
+    assert status["status"] == "failed" and status["error"] == line.removeprefix("stylegan-train: error: ")
+    assert not list(ckpt.parent.glob(".*tmp*"))
