@@ -33,12 +33,23 @@ def test_conditional_grid_has_one_column_per_class():
     assert not tiles[(2, 3)].any(), "cells past the last sample stay black"
 
 
-def test_unconditional_grid_is_square():
+def test_unconditional_grid_is_square_in_sample_order():
+    """16 samples: a 4 x 4 grid whose tile (r, c) is G_ema's image of sample 4 r + c (z from seed 0, const
+    noise, truncation 0.7), quantized as saved images."""
     torch.manual_seed(0)
     G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=1, channel_base=32, channel_max=8,
                   mapping_kwargs={"num_layers": 1}).eval()
-    grid = SampleGrid(dirpath=".", num_samples=16).grid(SimpleNamespace(G_ema=G, device=torch.device("cpu")))
+    G.mapping.w_avg.normal_()  # truncation towards a w_avg that is not zero
+    callback = SampleGrid(dirpath=".", num_samples=16, truncation_psi=0.7)
+    grid = callback.grid(SimpleNamespace(G_ema=G, device=torch.device("cpu")))
     assert grid.shape == (4 * 8, 4 * 8, 1)
+    z = torch.randn([16, 8], generator=torch.Generator().manual_seed(0))
+    tiles = _tiles(grid, 8)
+    with torch.no_grad():
+        expected = to_uint8(G(z, None, truncation_psi=0.7, noise_mode="const"))
+    for i in range(16):
+        assert np.abs(tiles[divmod(i, 4)].astype(int) - expected[i].astype(int)).max() <= 1, f"sample {i}"
+    assert len({tiles[divmod(i, 4)].tobytes() for i in range(16)}) == 16  # 16 different images
 
 
 def test_one_quantization_for_grids_and_metrics_the_official_one():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from naive_ops import DT, assert_rel_close, conv2d_ref, conv_up2_ref, fir_taps, lrelu, zero_pad
+from stylegan.evaluate import load_generator
 from stylegan.networks import Generator
 from stylegan.networks.style_blocks import RevisedLayer
 from stylegan.networks.stylegan1 import StyleGAN1Block, StyleGAN1Layer
@@ -238,6 +239,29 @@ def test_hydra_config_a_scale_cpu_runs(tmp_path):
     assert state["G.mapping.label_concat"].shape == (10, 32) and state["G.mapping.fc0.weight"].shape[1] == 64
     assert state["D.b4.out.weight"].shape == (10, 64) and not any(k.startswith("D.mapping.") for k in state)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    # one Adam step of the TF code's optimizer (beta1 0, beta2 0.99): m = g, v = 0.01 g^2, exactly for the
+    # parameters that took part at lod 2 (G up to its 8x8 block and that block's ToRGB, D from its 8x8 FromRGB):
+    # not the blocks above 8x8, nor the 4x4 ToRGB / FromRGB (used only while fading 4 -> 8)
+    from stylegan.networks import Discriminator
+
+    for opt, net in zip(ckpt["optimizer_states"], (Generator(**ckpt["stylegan"]["G_kwargs"]),
+                                                   Discriminator(**ckpt["stylegan"]["D_kwargs"])), strict=True):
+        assert opt["param_groups"][0]["betas"] == (0.0, 0.99) and opt["param_groups"][0]["lr"] == 0.001
+        names = [n for n, t in net.named_parameters() if t.requires_grad]
+        stepped = {names[i] for i in opt["state"]}
+        unused = ("b16.", "b32.", "b4.torgb.", "b4.fromrgb.")
+        assert stepped == {n for n in names if not any(u in n for u in unused)}, sorted(stepped)
+        for st in opt["state"].values():
+            assert int(st["step"]) == 1
+            torch.testing.assert_close(st["exp_avg_sq"], 0.01 * st["exp_avg"].square(), rtol=1e-5, atol=0)
+    # evaluate and the tools take G_ema at lod 2: the 8x8 image, nearest-upsampled to 32x32 (4x4 blocks)
+    G, _ = load_generator(tmp_path / "checkpoints" / "last.ckpt")
+    c = torch.nn.functional.one_hot(torch.arange(10), 10).float()
+    with torch.no_grad():
+        img = G(torch.randn(1, G.z_dim).repeat(10, 1), c, noise_mode="const")
+    assert torch.equal(img, img[:, :, ::4, ::4].repeat_interleave(4, 2).repeat_interleave(4, 3))
+    assert (img[:, :, ::4, ::4] - img[:, :, ::8, ::8].repeat_interleave(2, 2).repeat_interleave(2, 3)).abs().max() > 0
+    assert (img[1:] - img[:1]).flatten(1).abs().amax(1).min() > 0  # every label changes the image of one z
 
 
 @pytest.mark.parametrize("experiment,style", [("config_a", None), ("config_b", "revised"), ("tiny", "stylegan1")])
