@@ -186,3 +186,22 @@ def test_double_mapping_supports_ema_and_truncation():
     z = torch.randn(N, Z, dtype=DT)
     ws = m(z, truncation_psi=0.5, update_emas=True)
     assert ws.dtype == DT and m.w_avg.dtype == DT
+
+
+def test_label_mapping_without_layers_is_the_normalized_embedding():
+    """num_layers=0 (the StyleGAN2-ADA TF conditional D's default): cmap = normalize(embed(c)), no FC layer; and a
+    projection D built on it runs: <out(x), cmap> / sqrt(cmap_dim) with that cmap."""
+    from stylegan.networks import Discriminator
+
+    torch.manual_seed(0)
+    mapping = MappingNetwork(0, 5, 8, num_ws=None, w_avg_beta=None, num_layers=0).double()
+    c = torch.eye(5, dtype=DT)[[0, 3, 4]]
+    embed = mapping.embed
+    y = c @ (embed.weight.to(DT) / math.sqrt(5)).T + embed.bias.to(DT)
+    expected = y / (y.square().mean(dim=1, keepdim=True) + 1e-8).sqrt()
+    assert_rel_close(mapping(None, c), expected, 1e-12)
+    D = Discriminator(c_dim=5, img_resolution=8, img_channels=1, channel_base=64, channel_max=8, cmap_dim=8,
+                      mbstd_group_size=1, mapping_kwargs={"num_layers": 0}).double()
+    img = torch.randn(3, 1, 8, 8, dtype=DT)
+    assert D(img, c).shape == (3, 1)
+    assert not torch.equal(D(img, c), D(img, c.roll(1, dims=0)))

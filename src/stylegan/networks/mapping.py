@@ -69,7 +69,9 @@ class MappingNetwork(nn.Module):
         update_emas: bool = False,
     ) -> torch.Tensor:
         x = None
-        dtype = self.fc0.weight.dtype  # float32 normally (as the official code); float64 for .double() tests
+        # float32 normally (as the official code); float64 for .double() tests. The first parameter, not fc0: a
+        # label mapping may have no layer (num_layers=0, StyleGAN2-ADA TF conditional D: embed, normalize)
+        dtype = next(self.parameters(), torch.empty(0)).dtype
         if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
             got = None if c is None else tuple(c.shape)
             raise ValueError(f"mapping expects labels c of shape [N, {self.c_dim}], got {got}")
