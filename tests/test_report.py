@@ -99,3 +99,31 @@ def test_one_line_errors(sweep, tmp_path, capsys):
     assert err.startswith("stylegan-report: error: ") and "holds no Hydra job folders" in err
     assert main([str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_reduce_best_through_the_command_takes_each_jobs_best_in_the_metrics_direction(tmp_path, capsys):
+    """``stylegan-report DIR --reduce best``: per job the lowest FID and the highest precision logged over the run
+    (neither the last nor the first value here), in report.csv and in the printed grid."""
+    root = tmp_path / "sweep"
+    prec = "metrics/pr50k3_full_precision"
+    curves = {}
+    for num, (g, gamma) in enumerate(itertools.product(["orig", "skip"], ["1", "10"])):
+        fids = [60.0 - num, 20.0 + num, 35.0 - num, 30.0 + 2 * num]  # the best (lowest) is the second
+        precs = [0.1 * num, 0.9 - 0.1 * num, 0.5, 0.4]  # the best (highest) is the second
+        curves[(g, gamma)] = (fids, precs)
+        _job(root, num, [f"model/generator={g}", f"loss.r1_gamma={gamma}"], [], "completed")
+        with open(root / str(num) / "csv" / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", "kimg", "step", FD, prec])
+            w.writerows([["", 0.5 * (i + 1), 10 * i, v, p] for i, (v, p) in enumerate(zip(fids, precs, strict=True))])
+    for metric, column, pick in (("fid50k_full", FD, min), ("pr50k3_full_precision", prec, max)):
+        assert main([str(root), "--metric", metric, "--reduce", "best", "--no-plot"]) == 0
+        out = capsys.readouterr().out
+        with open(root / "report.csv") as f:
+            got = {(r["model/generator"], r["loss.r1_gamma"]): float(r[column]) for r in csv.DictReader(f)}
+        want = {k: pick(v[0] if column == FD else v[1]) for k, v in curves.items()}
+        assert got == pytest.approx(want), column
+        for g in ("orig", "skip"):
+            (line,) = [x for x in out.splitlines() if x.startswith(f"| **{g}** |") or x.startswith(f"| {g} |")]
+            cells = [float(c.strip().strip("*")) for c in line.split("|")[2:4]]
+            assert cells == pytest.approx([want[(g, "1")], want[(g, "10")]], rel=1e-3), (column, line)

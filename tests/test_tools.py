@@ -49,6 +49,16 @@ def test_generate_follows_the_official_seed_convention(tmp_path):
     for seed in (3, 10, 11):
         a, b = _png(tmp_path / f"seed{seed:04d}.png"), _png(tmp_path / "batched" / f"seed{seed:04d}.png")
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    # --grid: one grid.png, ceil(sqrt(3)) = 2 columns, the seeds' images in order, the fourth cell black
+    assert main(["generate", "--model", str(OFFICIAL_FIXTURE), "--seeds", "3,10-11", "--trunc", "0.7", "--grid",
+                 "--outdir", str(tmp_path / "grid"), "--batch-size", "1", "--quiet"]) == 0
+    assert [f.name for f in (tmp_path / "grid").iterdir()] == ["grid.png"]
+    grid, R = _png(tmp_path / "grid" / "grid.png"), G.img_resolution
+    assert grid.shape == (2 * R, 2 * R, 3)
+    for i, seed in enumerate((3, 10, 11)):
+        r, c = divmod(i, 2)
+        assert np.array_equal(grid[r * R:(r + 1) * R, c * R:(c + 1) * R], _png(tmp_path / f"seed{seed:04d}.png"))
+    assert not grid[R:, R:].any()
 
 
 def _conditional(tmp_path):

@@ -204,3 +204,38 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err.strip()
         assert err.startswith("stylegan: error: ") and expected in err and "\n" not in err, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "notes.txt", "w.npz"]
+
+
+def test_project_without_lpips_warns_once_falls_back_to_pixel_and_saves_the_video(tmp_path, capsys, monkeypatch):
+    """``--distance auto`` where LPIPS cannot load (here: the ``[metrics]`` extra missing) warns in one line and
+    projects with the pixel distance: the same latent, bit for bit, as ``--distance pixel`` (which does not warn).
+    ``--save-video``: proj.mp4 with one frame per step (4 steps), the target on the left of every frame (up to the
+    codec's loss: 8 / 255 on average on these 32 x 32 halves), G's image of the step on the right, moving."""
+    import sys
+    import warnings
+
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # `import torch_fidelity.*` raises ImportError
+    # pytest records warnings instead of printing them: print them as Python does by default (formatwarning to
+    # stderr), so that the command's own formatting shows
+    monkeypatch.setattr(warnings, "showwarning", lambda message, category, filename, lineno, file=None, line=None:
+                        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line)))
+    G = _G()
+    target = tmp_path / "target.png"
+    Image.fromarray(to_uint8(G.synthesis(_seed_ws(G, [5]), noise_mode="const"))[0]).save(target)
+    args = ["project", "--model", str(OFFICIAL_FIXTURE), "--target", str(target), "--steps", "4", "--quiet"]
+    assert main([*args, "--outdir", str(tmp_path / "auto"), "--save-video"]) == 0
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1 and warnings[0].startswith("stylegan: warning: LPIPS is unavailable, so the projection "
+                                                         "uses the pixel distance"), out.err
+    assert "--distance pixel silences this" in warnings[0] and "(distance: pixel-pyramid)" in out.out
+    assert main([*args, "--outdir", str(tmp_path / "pixel"), "--distance", "pixel"]) == 0
+    assert "warning" not in capsys.readouterr().err.lower()
+    auto, pixel = (np.load(tmp_path / d / "projected_w.npz")["w"] for d in ("auto", "pixel"))
+    assert np.array_equal(auto, pixel) and not (tmp_path / "pixel" / "proj.mp4").exists()
+    video = iio.imread(tmp_path / "auto" / "proj.mp4", plugin="FFMPEG", index=None)
+    R = G.img_resolution
+    assert video.shape == (4, R, 2 * R, 3)
+    video, left = video.astype(float), _png(tmp_path / "auto" / "target.png").astype(float)
+    assert all(np.abs(frame[:, :R] - left).mean() < 12 for frame in video)  # G's images: 41-51 off
+    assert np.abs(video[-1, :, R:] - video[0, :, R:]).mean() > 2
