@@ -47,6 +47,7 @@ class JobInfo:
     overrides: list[str] = field(default_factory=list)
     multirun: bool = False
     job_num: int | None = None
+    tags: list[str] = field(default_factory=list)  # the config's ``tags``, once log_hyperparameters has seen it
 
 
 def _swept_keys(hc) -> set[str]:
@@ -146,6 +147,8 @@ def hyperparameters(cfg: DictConfig, info: JobInfo) -> dict[str, Any]:
 
 
 def log_hyperparameters(loggers: list, cfg: DictConfig, info: JobInfo) -> None:
+    """The resolved config (with ``tags``) to every logger; the tags also to ``info``, so status.json has them."""
+    info.tags = [str(t) for t in cfg.get("tags") or []]
     params = hyperparameters(cfg, info)
     for logger in loggers:
         logger.log_hyperparams(params)
@@ -198,6 +201,8 @@ def write_status(output_dir: str | os.PathLike, status: str, info: JobInfo, **ex
     if status != "failed":
         record.pop("error", None)  # a resumed attempt: the last one's error is history
     record.update(status=status, name=info.name, overrides=info.overrides, job_num=info.job_num, **extra)
+    if info.tags:
+        record["tags"] = info.tags
     record.setdefault("started", now)
     record["updated"] = now
     with atomic_open(path, "w") as f:
