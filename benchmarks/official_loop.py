@@ -3,8 +3,9 @@
 The networks and ``StyleGAN2Loss`` are imported from a stylegan2-ada-pytorch (or stylegan3) checkout in an ignored
 folder, never copied. One iteration is the work of the official ``training_loop.py`` per minibatch: the phases
 Gmain, Greg (every G interval), Dmain, Dreg (every D interval), each with ``requires_grad`` on its network only,
-``zero_grad``, ``accumulate_gradients`` (gain = the interval), ``nan_to_num`` of the gradients and an Adam step
-with the lazy ratio (lr x r, betas ^ r, r = interval / (interval + 1)); then the G EMA (lerp of the parameters,
+``zero_grad``, ``accumulate_gradients`` (gain = the interval) on each round of ``batch_gpu`` images (the config's
+``model.batch_gpu``, as the official ``--batch-gpu``; null: one round), ``nan_to_num`` of the gradients and an Adam
+step with the lazy ratio (lr x r, betas ^ r, r = interval / (interval + 1)); then the G EMA (lerp of the parameters,
 copy of the buffers). Not timed, as in the official loop's step: the augment pipe (off), statistics and snapshots.
 The official loop draws its latents on the device for all phases at once and its labels on the host; so does this.
 """
@@ -61,8 +62,11 @@ def build_phases(G, D, cfg) -> list[dict]:
 
 
 def iteration(phases, loss, G, G_ema, real: torch.Tensor, real_c: torch.Tensor, batch_idx: int, cur_nimg: int,
-              ema_kimg: float, ema_rampup: float | None) -> None:
+              ema_kimg: float, ema_rampup: float | None, batch_gpu: int | None = None, flavor: str = "ada") -> None:
+    """One official iteration on this device's ``real`` batch, each phase in rounds of ``batch_gpu`` images (the
+    rounds' gradients summed); ``flavor``: 'ada' (``accumulate_gradients(sync=...)``) or 'stylegan3' (``cur_nimg``)."""
     device, n = real.device, real.shape[0]
+    size = min(batch_gpu or n, n)
     all_z = torch.randn([len(phases), n, G.z_dim], device=device)
     all_c = real_c[torch.randint(n, [len(phases), n], device=device)] if G.c_dim else real_c.new_zeros(
         [len(phases), n, 0])
@@ -71,8 +75,11 @@ def iteration(phases, loss, G, G_ema, real: torch.Tensor, real_c: torch.Tensor, 
             continue
         phase["opt"].zero_grad(set_to_none=True)
         phase["module"].requires_grad_(True)
-        loss.accumulate_gradients(phase=phase["name"], real_img=real, real_c=real_c, gen_z=z, gen_c=c, sync=True,
-                                  gain=phase["interval"])
+        rounds = list(zip(real.split(size), real_c.split(size), z.split(size), c.split(size), strict=True))
+        for i, (x, x_c, z_r, c_r) in enumerate(rounds):
+            extra = dict(sync=i == len(rounds) - 1) if flavor == "ada" else dict(cur_nimg=cur_nimg)
+            loss.accumulate_gradients(phase=phase["name"], real_img=x, real_c=x_c, gen_z=z_r, gen_c=c_r,
+                                      gain=phase["interval"], **extra)
         phase["module"].requires_grad_(False)
         for p in phase["module"].parameters():
             if p.grad is not None:
@@ -111,10 +118,12 @@ def run_official(official, model, cfg, cycles: int, device: str, fp16_res: int) 
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
         real, real_c = (x.to(device, non_blocking=True) for x in next(batches))
-        iteration(phases, loss, G, G_ema, real, real_c, i, cur_nimg, ema_kimg, cfg.model.get("ema_rampup"))
+        iteration(phases, loss, G, G_ema, real, real_c, i, cur_nimg, ema_kimg, cfg.model.get("ema_rampup"),
+                  cfg.model.get("batch_gpu"), official[1])
         cur_nimg += real.shape[0]
         images += real.shape[0] if i >= 2 * cycle else 0
     synchronize(device)
     seconds = time.perf_counter() - t0
     return {"img_per_s": images / seconds, "sec_per_kimg": seconds / images * 1000,
-            "peak_GiB": peak_memory(device) / 2**30 if device == "cuda" else None, "fp16_res": fp16_res}
+            "peak_GiB": peak_memory(device) / 2**30 if device == "cuda" else None, "fp16_res": fp16_res,
+            "batch_gpu": cfg.model.get("batch_gpu")}

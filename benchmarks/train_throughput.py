@@ -12,6 +12,10 @@ synthetic prepared dataset of the case's resolution (smooth random images writte
    per iteration are counted (the step should have none);
 3. ``--cycles`` timed cycles (whole cycles, so the lazy phases count at their share), synchronised at both ends.
 
+The config's ``model.batch_gpu`` is honoured (the presets pick the official one, e.g. ``paper256`` on one device:
+its global batch of 64 in 8 rounds of 8; ``--set model.batch_gpu=null`` for one round): the table shows the batch
+(global = per device here, one device) and the images per round.
+
 Reported: img/s and sec/kimg of the timed cycles; peak memory (CUDA ``max_memory_allocated`` over the timed cycles;
 CPU the process's peak resident set); the model's TFLOP/s and MFU against this device's *measured* dense matmul peak
 (bf16 on CUDA, fp32 on CPU); the loader alone (img/s of the same ``train_dataloader`` without training).
@@ -256,8 +260,10 @@ def measure(case: Case, args, precision: str, compile_mode: str, data_root: Path
     meter, model = run_ours(cfg, args.cycles, args.device, data_root / "run", args.profile)
     if meter.profile_table:
         print(f"torch.profiler, one lazy cycle after the timed ones ({case.name}, {precision}):\n{meter.profile_table}")
+    batch = int(cfg.data.batch_size)
+    size = min(cfg.model.get("batch_gpu") or batch, batch)  # images per accumulation round
     row = {"case": case.name, "precision": precision, "compile": compile_mode, "resolution": res,
-           "batch": int(cfg.data.batch_size),
+           "batch": batch, "batch_gpu": size, "rounds": batch // size,
            "img_per_s": meter.images / meter.seconds, "sec_per_kimg": meter.seconds / meter.images * 1000,
            "peak_GiB": meter.peak / 2**30, "flops_per_img": meter.flops / (meter.cycle * int(cfg.data.batch_size)),
            "host_syncs_per_iter": len(meter.syncs) / meter.cycle if args.device == "cuda" else None,
@@ -278,12 +284,13 @@ def measure(case: Case, args, precision: str, compile_mode: str, data_root: Path
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| round | case | precision | compile | batch | img/s | sec/kimg | peak GiB | GFLOP/img | TFLOP/s | MFU "
-            "| loader img/s | official sec/kimg | ours/official speed |\n" + "|---" * 14 + "|")
+    head = ("| round | case | precision | compile | batch | batch_gpu | img/s | sec/kimg | peak GiB | GFLOP/img | "
+            "TFLOP/s | MFU | loader img/s | official sec/kimg | ours/official speed |\n" + "|---" * 15 + "|")
     lines = [head]
     for r in rows:
         off = (f"{r['official_sec_per_kimg']:.2f} | {r['speedup']:.2f}x" if "speedup" in r else "- | -")
         lines.append(f"| {r['round']} | {r['case']} | {r['precision']} | {r['compile']} | {r['batch']} | "
+                     f"{r['batch_gpu']} x {r['rounds']} | "
                      f"{r['img_per_s']:.3g} | {r['sec_per_kimg']:.3g} | {r['peak_GiB']:.2f} | "
                      f"{r['flops_per_img'] / 1e9:.3g} | {r['tflops']:.3g} | {r['mfu']:.1%} | "
                      f"{r['loader_img_per_s']:.3g} | {off} |")
