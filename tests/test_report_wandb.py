@@ -111,7 +111,7 @@ def _job(root: Path, num: int, g: str, values: list[float], status: dict | None)
 
 def test_interrupted_jobs_are_shown_with_their_signal(tmp_path):
     root = tmp_path / "sweep"
-    _job(root, 0, "orig", [30.0, 20.0], {"status": "completed"})
+    _job(root, 0, "orig", [30.0, 20.0], {"status": "completed", "tags": ["baseline"]})
     _job(root, 1, "skip", [25.0], {"status": "interrupted", "signal": "SIGTERM", "kimg": 0.75})  # after its log
     _job(root, 2, "resnet", [40.0], {"status": "running"})  # killed without a word: unfinished
     _job(root, 3, "orig2", [35.0], {"status": "failed", "error": "ValueError: boom"})
@@ -119,6 +119,7 @@ def test_interrupted_jobs_are_shown_with_their_signal(tmp_path):
     assert [j.num for j in report.interrupted] == [1] and [j.num for j in report.unfinished] == [2]
     md = report.paths["md"].read_text()
     assert "4 jobs: 1 completed, 1 failed, 1 interrupted, 1 unfinished." in md
+    assert md.splitlines()[6] == "Tags: `baseline`."  # status.json's tags, after the fixed overrides
     assert "- job 1 (model/generator=skip seed=1): interrupted by SIGTERM at kimg 0.75 — " in md
     assert "- job 2 (model/generator=resnet seed=2): unfinished at kimg 0.5 — " in md
     assert "- job 3 (model/generator=orig2 seed=3): failed: ValueError: boom — " in md

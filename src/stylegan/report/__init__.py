@@ -76,6 +76,9 @@ def markdown(jobs: list[Job], root: Path, metric: str, keys: list[str], reduce: 
              "better; the best in **bold**).",
              "Varied: " + (", ".join(f"`{k}`" for k in keys) or "nothing (one job)") + ".",
              "Fixed: " + (" ".join(f"`{k}={v}`" for k, v in fixed.items()) or "-") + ".", *_logs(jobs, metric)]
+    tags = list(dict.fromkeys(t for j in jobs for t in j.tags))
+    if tags:
+        lines.insert(6, "Tags: " + ", ".join(f"`{t}`" for t in tags) + ".")
     if rows and cols:
         lines += ["", f"## {metric}: rows `{rows}`, columns `{cols}`", "",
                   grid_markdown(jobs, rows, cols, metric, reduce)]
