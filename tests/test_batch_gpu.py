@@ -187,6 +187,8 @@ def test_rounds_match_an_independent_official_accumulation_loop(lazy):
     assert float(module.pl_mean) > 0 and not torch.equal(module.D.b8.conv0.weight, D.b8.conv0.weight)
     # ADA's controller sees the whole minibatch's real logits once per iteration, not one round's
     assert observer.calls == [(i, (N, 1)) for i in range(3)]
+    logged = module.trainer.callback_metrics  # the global minibatch and its rounds, for sweep reports
+    assert (float(logged["progress/minibatch"]), float(logged["progress/rounds"])) == (N, N // ROUND)
 
 
 def test_one_round_is_the_unsplit_module_and_two_are_not():

@@ -325,7 +325,8 @@ class StyleGAN2Module(L.LightningModule):
         self.generator_phase(opt_g, real_c, real.shape[0], logs)
         self.discriminator_phase(opt_d, real, real_c, logs)
         self._train_only(None)
-        batch_total = real.shape[0] * _world_size()
+        batch_total = real.shape[0] * _world_size()  # the global minibatch (all devices, all rounds)
+        logs["progress/minibatch"], logs["progress/rounds"] = torch.tensor([batch_total, self._rounds(len(real))])
         ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch_total * 10 / 32
         update_ema(self.G_ema, self.G, ema_beta(batch_total, self.cur_nimg, ema_kimg, self.ema_rampup))
         self.prev_nimg, self.cur_nimg = self.cur_nimg, self.cur_nimg + batch_total
