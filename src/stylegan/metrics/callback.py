@@ -28,18 +28,21 @@ class MetricsCallback(L.Callback):
     ``best_metric``: the reported name that picks ``dirpath/best.ckpt`` ('auto': the first fid/fd one; None: no
     best checkpoint), maximised for precision/recall and minimised otherwise (:func:`~.names.higher_is_better`).
     ``at_start``: also evaluate before the first step (kimg 0). ``real_subset``: 'first' (official) or 'random'
-    reals for a metric that uses fewer than all (see :mod:`stylegan.metrics.reals`)."""
+    reals for a metric that uses fewer than all (see :mod:`stylegan.metrics.reals`). ``conditional_metrics``: added
+    to ``metrics`` only when G_ema is conditional (c_dim > 0), e.g. ``[class_acc2k]`` (``metrics=cpu``)."""
 
     def __init__(self, metrics: list[str], every_kimg: float = 50.0, feature_extractor: Any = "inception",
                  feature_extractor_weights_path: str | None = None, pr_extractor: Any = "vgg16",
                  pr_extractor_weights_path: str | None = None, ppl_distance: Any = "lpips",
                  cache_dir: str | None = None, batch_size: int = 64, seed: int = 0, best_metric: str | None = "auto",
                  dirpath: str | None = None, at_start: bool = False, progress: bool = True,
-                 real_subset: str = "first") -> None:
+                 real_subset: str = "first", conditional_metrics: list[str] | None = None) -> None:
         from .extractors import MetricSetupError
         from .reals import check_subset
 
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        extra = conditional_metrics or []
+        self.conditional_metrics = [extra] if isinstance(extra, str) else list(extra)
         if not self.metrics:
             raise MetricSetupError("callbacks.metrics.metrics is empty: list metric names, or use metrics=none")
         if not float(every_kimg) > 0:
@@ -66,10 +69,18 @@ class MetricsCallback(L.Callback):
             return
         from .names import parse_metrics
 
+        parse_metrics(self.conditional_metrics)  # a bad name stops the run also for an unconditional G
+        if getattr(pl_module.G_ema, "c_dim", 0):
+            self.metrics += [m for m in self.conditional_metrics if m not in self.metrics]
         specs = parse_metrics(self.metrics)  # MetricSetupError for a bad name
         self.runner = MetricRunner(self.metrics, build_networks(specs, **self._net_cfg), self.cache_dir,
                                    self.batch_size, self.seed, self.progress, self.real_subset)
         keys = self.runner.keys()
+        for spec in specs:  # class_acc: a conditional G and a classifier, known now rather than at the first evaluation
+            if spec.kind == "class_acc":
+                from .class_accuracy import check_classifier
+
+                check_classifier(pl_module.G_ema, self.runner.networks.features, spec.name)
         if self.best_metric == "auto":
             self.best_metric = next((k for k in keys if k.startswith(("fid", "fd"))), None)
         elif self.best_metric is not None and self.best_metric not in keys:

@@ -7,6 +7,9 @@
   the official ``_full`` caps the reals at 200k).
 * ``ppl[2]_{w|z}{end|full}[_{N}]``: perceptual path length of N pairs (default 50k) in W or Z, at path ends
   or along the whole path; ``ppl2_wend`` is the paper's (no crop), ``ppl_*`` are StyleGAN1's (central crop).
+* ``class_acc{N}``: not official; for a conditional G, the fraction of N samples (classes in turn) that the feature
+  network's classifier (a module with ``classify``, e.g. ``mnist_lenet``) assigns to the requested class. Always
+  reported with ``@<network>``; higher is better.
 
 ``N`` is a count with an optional ``k`` (x1000): ``50k``, ``2k``, ``0.2k``, ``500``; for ``pr`` the ``k`` is
 required (``pr0.2k3``), since the neighbourhood size follows it.
@@ -29,8 +32,10 @@ _PATTERNS = {
     "kid": re.compile(rf"^kid{_COUNT}(_full)?$"),
     "pr": re.compile(r"^pr(\d+(?:\.\d+)?k)(\d+)(_full)?$"),
     "ppl": re.compile(r"^ppl(2?)_([wz])(end|full)(?:_(\d+(?:\.\d+)?k|\d+))?$"),
+    "class_acc": re.compile(rf"^class_acc{_COUNT}$"),
 }
-FORMS = "fid{N}[_full], kid{N}[_full], pr{N}k{K}[_full], ppl[2]_{w|z}{end|full}[_{N}] (N like 50k, 2k, 500)"
+FORMS = ("fid{N}[_full], kid{N}[_full], pr{N}k{K}[_full], ppl[2]_{w|z}{end|full}[_{N}], class_acc{N} "
+         "(N like 50k, 2k, 500)")
 PR_FULL_MAX_REAL = 200_000  # official pr50k3_full
 KID_FULL_MAX_REAL = 1_000_000  # official kid50k_full
 
@@ -52,6 +57,8 @@ class MetricSpec:
     def keys(self, network: str, is_standard: bool) -> list[str]:
         """The names the values are reported under (two for precision/recall)."""
         base = self.name
+        if self.kind == "class_acc":
+            return [f"{base}@{network}"]
         if not is_standard:
             base = {"fid": "fd", "kid": "kd"}.get(self.kind, self.kind) + base[len(self.kind):] + f"@{network}"
         if self.kind != "pr":
@@ -64,9 +71,10 @@ class MetricSpec:
 
 def higher_is_better(key: str) -> bool:
     """Direction of a reported value (``metrics/`` prefix and ``@network`` suffix allowed): precision and recall
-    (Kynkaanniemi et al. 2019) are better when higher; FID, KID and PPL are distances, better when lower."""
+    (Kynkaanniemi et al. 2019) and class accuracy are better when higher; FID, KID and PPL are distances, better
+    when lower."""
     stem = str(key).rsplit("/", 1)[-1].split("@", 1)[0]
-    return stem.startswith("pr") and stem.endswith(("_precision", "_recall"))
+    return stem.startswith("class_acc") or (stem.startswith("pr") and stem.endswith(("_precision", "_recall")))
 
 
 def is_better(value: float, best: float | None, key: str) -> bool:
@@ -90,6 +98,8 @@ def parse_metric(name: str) -> MetricSpec:
         m = pattern.match(name)
         if not m:
             continue
+        if kind == "class_acc":
+            return MetricSpec(name, kind, num_gen=_count(m.group(1), name), num_real=0)
         if kind in ("fid", "kid"):
             n = _count(m.group(1), name)
             full = None if kind == "fid" else KID_FULL_MAX_REAL  # official fid50k_full: every real item

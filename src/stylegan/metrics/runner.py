@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .cache import cache_path, load_cached, save_cached
+from .class_accuracy import check_classifier, class_accuracy
 from .extractors import MetricSetupError, extract_features, resolve_distance, resolve_extractor, standard, to_uint8
 from .frechet import FeatureStats, frechet_distance
 from .generate import LabelSampler, any_rank, generated_batches, rank_world, run_sharded
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 # metric kind -> the Networks field it runs on (the one table)
-FIELD_OF_KIND = {"fid": "features", "kid": "features", "pr": "pr", "ppl": "distance"}
+FIELD_OF_KIND = {"fid": "features", "kid": "features", "pr": "pr", "ppl": "distance", "class_acc": "features"}
 
 
 @dataclass
@@ -111,6 +112,8 @@ class MetricRunner:
         meta = {"fingerprint": dm.fingerprint(), "resolution": int(dm.resolution), "extractor": net.name,
                 "count": int(count), "kind": kind, "xflip": xflip, "subset": subset_label(total, count,
                                                                                        self.real_subset)}
+        if getattr(net, "version", None) is not None:  # e.g. a hash of the weights (stylegan.metrics.judges)
+            meta["extractor_version"] = str(net.version)
         memo = tuple(sorted(meta.items()))
         if memo in self._real:
             return self._real[memo]
@@ -184,6 +187,10 @@ class MetricRunner:
                 keys = s.keys(net.name, standard(net))
                 if s.kind == "ppl":
                     results[keys[0]] = self._ppl(G, dm, s, device)
+                    continue
+                if s.kind == "class_acc":
+                    check_classifier(G, net, s.name)
+                    results[keys[0]] = class_accuracy(G, net, s.num_gen, self.batch_size, self.seed, device)
                     continue
                 if (net.name, s.num_gen) not in gen:
                     gen[(net.name, s.num_gen)] = self._generated(G, dm, net, s.num_gen, device)

@@ -1,0 +1,62 @@
+"""``class_acc{N}``: how often a conditional G_ema draws the class it was asked for, judged by a classifier.
+
+Not an official StyleGAN2 metric (the paper's class-conditional results use FID); a cheap check of the labels'
+effect on CPU. Sample ``i`` asks for class ``i mod c_dim`` (classes in turn, so every class has N / c_dim samples),
+with the latent and synthesis noise of :func:`stylegan.metrics.generate.generated_batches`' batch seeds; the
+classifier's arg-max is compared with the request. The value is the mean over classes of the per-class fraction
+(equal to the overall fraction when ``c_dim`` divides N). Sharded over ranks like the other metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .extractors import MetricSetupError, to_uint8
+from .generate import _forked_rng, batch_seed, batches_of_rank, run_sharded
+
+
+def check_classifier(G: nn.Module, net: nn.Module, metric: str) -> None:
+    """``metric`` needs a conditional G whose labels are the classifier's classes; one line otherwise."""
+    c_dim = int(getattr(G, "c_dim", 0))
+    if not callable(getattr(net, "classify", None)):
+        raise MetricSetupError(f"metric {metric!r} needs a feature network with a classifier (classify(), e.g. "
+                               f"stylegan.metrics.judges.MnistLeNet); {getattr(net, 'name', net)!r} has none")
+    if c_dim == 0:
+        raise MetricSetupError(f"metric {metric!r} needs a conditional generator (data.use_labels=true); this one "
+                               "has c_dim=0: drop the metric or train with labels")
+    classes = int(getattr(net, "num_classes", 0))
+    if classes != c_dim:
+        raise MetricSetupError(f"metric {metric!r}: the generator has c_dim={c_dim} but {net.name} knows {classes} "
+                               "classes; use a classifier for this data or drop the metric")
+
+
+def requested(start: int, n: int, c_dim: int) -> torch.Tensor:
+    """The classes asked for by samples ``start .. start + n - 1``."""
+    return torch.arange(start, start + n) % c_dim
+
+
+@torch.no_grad()
+def _hits(G: nn.Module, net: nn.Module, num: int, batch_size: int, seed: int, device: torch.device, rank: int,
+          world: int) -> Iterator[torch.Tensor]:
+    for b, n in batches_of_rank(num, batch_size, rank, world):
+        s = batch_seed(seed, b)
+        z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(s)).to(device)
+        want = requested(b * batch_size, n, G.c_dim).to(device)
+        c = torch.nn.functional.one_hot(want, G.c_dim).to(torch.float32)
+        with _forked_rng(device):
+            torch.manual_seed(s)  # the synthesis noise
+            img = G(z, c, noise_mode="random")
+        yield (net.classify(to_uint8(img)).argmax(1) == want).to(torch.float64).unsqueeze(1)
+
+
+def class_accuracy(G: nn.Module, net: nn.Module, num: int, batch_size: int, seed: int,
+                   device: torch.device) -> float:
+    """Mean over classes of the fraction of ``num`` samples classified as the requested class."""
+    hits = run_sharded(lambda r, w: _hits(G, net, num, batch_size, seed, device, r, w), lambda x: x, num,
+                       batch_size, 1, device, torch.float64)[:, 0]
+    want = requested(0, num, G.c_dim)
+    per_class = [hits[want == k].mean() for k in range(G.c_dim) if (want == k).any()]
+    return float(torch.stack(per_class).mean())
