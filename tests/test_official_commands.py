@@ -148,3 +148,18 @@ def test_official_spellings_refuse_in_one_line(tmp_path, capsys):
         assert err.startswith("stylegan: error: pass --out FILE.png (the figure) or --outdir DIR") and \
             len(err.splitlines()) == 1, err
     assert not (tmp_path / "o").exists() and not (tmp_path / "a.png").exists()
+
+
+def test_gen_video_keyframes_and_shuffle_as_the_official_script(tmp_path):
+    """--num-keyframes repeats the seeds cyclically to fill every cell, --shuffle-seed shuffles them with numpy's
+    RandomState first (gen_video.py): the same video as the resulting seed list passed explicitly."""
+    model = str(_model(tmp_path / "model.ckpt"))
+    order = np.array([0, 1, 2, 3, 0, 1], dtype=np.int64)  # 3 keyframes x 2 cells from the seeds 0-3
+    np.random.RandomState(5).shuffle(order)
+    assert order.tolist() != [0, 1, 2, 3, 0, 1]  # the shuffle moves something
+    common = ["--network", model, "--grid=2x1", "--w-frames=1", "--quiet"]
+    assert main(["gen_video.py", "--seeds=0-3", "--num-keyframes=3", "--shuffle-seed=5", *common,
+                 f"--output={tmp_path / 'official.gif'}"]) == 0
+    assert main(["video", "--seeds", ",".join(map(str, order)), *common, "--out", str(tmp_path / "ours.gif")]) == 0
+    official, ours = (iio.imread(tmp_path / n, index=None) for n in ("official.gif", "ours.gif"))
+    assert official.shape[0] == 3 and np.array_equal(official, ours)  # num_keyframes * w_frames frames

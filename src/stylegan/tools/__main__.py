@@ -122,9 +122,10 @@ def cmd_mix(args: argparse.Namespace) -> None:
 
 def cmd_video(args: argparse.Namespace) -> None:
     from .generate import check_options, class_labels, parse_seeds
-    from .video import check_walk, parse_grid, walk_frames, write_video
+    from .video import check_walk, keyframe_seeds, parse_grid, walk_frames, write_video
 
     seeds, grid = parse_seeds(args.seeds), parse_grid(args.grid)
+    seeds = keyframe_seeds(seeds, grid, args.num_keyframes, args.shuffle_seed)
     check_options(args.trunc, args.noise_mode)
     check_walk(seeds, grid, args.space, args.frames, args.out)
     G = load_model(args.model)
@@ -245,6 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     vid.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
     vid.add_argument("--no-loop", action="store_true", help="stop at the last seed instead of returning")
     vid.add_argument("--out", "--output", dest="out", required=True, help="output .gif or .mp4")
+    vid.add_argument("--num-keyframes", type=int, default=None, help="seeds per walk, the --seeds repeated "
+                     "cyclically to fill every cell (as gen_video.py; default: the seeds split evenly)")
+    vid.add_argument("--shuffle-seed", type=int, default=None, help="shuffle the keyframe seeds with "
+                     "RandomState(N) first (as gen_video.py)")
     prj = sub.add_parser("project", aliases=ALIASES["project"], help="project an image into W (or W+): StyleGAN2 "
                          "paper, Appendix D")
     _model(prj)

@@ -41,6 +41,22 @@ def parse_grid(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def keyframe_seeds(seeds: list[int], grid: tuple[int, int], num_keyframes: int | None = None,
+                   shuffle_seed: int | None = None) -> list[int]:
+    """The keyframes of every cell as the official ``gen_video.py`` picks them: ``num_keyframes`` per cell from the
+    seeds repeated cyclically (None: the seeds as given), shuffled by ``RandomState(shuffle_seed)`` if given. Cell
+    ``i`` (row-major) walks through the ``i``-th run of ``num_keyframes`` of them."""
+    if num_keyframes is not None:
+        if num_keyframes < 1:
+            raise ToolError(f"--num-keyframes {num_keyframes}: must be >= 1")
+        seeds = [seeds[i % len(seeds)] for i in range(num_keyframes * grid[0] * grid[1])]
+    if shuffle_seed is not None:
+        order = np.array(seeds, dtype=np.int64)
+        np.random.RandomState(shuffle_seed).shuffle(order)
+        seeds = order.tolist()
+    return seeds
+
+
 def check_walk(seeds: list[int], grid: tuple[int, int], space: str, frames: int, out: str) -> None:
     """The walk options, checked before any work: every grid cell walks through at least two seeds."""
     cells = grid[0] * grid[1]
