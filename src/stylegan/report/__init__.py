@@ -57,9 +57,10 @@ def _logs(jobs: list[Job], metric: str) -> list[str]:
     if sources[None]:
         nums = ", ".join(str(j.num) for j in sources[None])
         text.append(f"**No logged values for job(s) {nums}**: neither `csv/metrics.csv` nor a readable W&B run file "
-                    "(`wandb/*run-*/run-*.wandb`, read with the `wandb` package) is in their folders, so their cells "
-                    "show `-`. The report reads CSV logs and W&B run files, not TensorBoard events: run the sweep "
-                    "with `logger=csv` or `logger=[csv,wandb]` (or `logger=[csv,tensorboard]`).")
+                    "(`wandb/*run-*/run-*.wandb`, read with the `wandb` package) is in their folders (a job stopped "
+                    "before its first log has neither), so their cells show `-`. The report reads CSV logs and W&B "
+                    "run files, not TensorBoard events: run the sweep with `logger=csv` or `logger=[csv,wandb]` (or "
+                    "`logger=[csv,tensorboard]`).")
     elif not any(j.curves.get(metric) for j in jobs) and not all(j.status == "failed" for j in jobs):
         text.append(f"**No job logged `{metric}`**: pass `--metric` with a logged column "
                     f"({', '.join(sorted({c for j in jobs for c in j.curves})[:8]) or 'none'}).")
