@@ -6,6 +6,7 @@ jobs; a checkpoint write that hits a full disk is one line with the previous che
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -21,10 +22,11 @@ import torch
 
 import stylegan.utils.atomic as atomic
 from sweeping import in_process, run_env, train_process
+from wandb_records import records
 
 # no periodic checkpoint: the one a stopped run leaves is the one written at the stop; a sample grid every 4 steps
 # (batch 8) says when the run is training
-SMALL = ["experiment=smoke", "logger=csv", "callbacks.checkpoint.every_kimg=100", "callbacks.samples.every_kimg=0.032"]
+SMALL = ["experiment=smoke", "callbacks.checkpoint.every_kimg=100", "callbacks.samples.every_kimg=0.032"]  # CSV log
 GRID = Path("samples") / "fakes_kimg00000.03.png"  # written at 32 images
 RNG = random.Random()  # the delays are random on purpose; each assertion message prints the one it used
 
@@ -68,8 +70,27 @@ def signal_after(proc: subprocess.Popen, path: Path, signum: int, group: bool = 
     return delay
 
 
+def start(*args: str) -> subprocess.Popen:
+    """``python -m stylegan.train *args`` in a session of its own (W&B offline), output piped."""
+    return subprocess.Popen([sys.executable, "-m", "stylegan.train", *args], env=run_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@contextlib.contextmanager
+def stopped_in_the_end(proc: subprocess.Popen):
+    """Whatever the test finds, no process of ``proc``'s session outlives it (a rank hung in a collective)."""
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def finish(proc: subprocess.Popen, code: int, note: str = "") -> str:
-    out, _ = proc.communicate(timeout=300)
+    try:
+        out, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{note}: still running 240 s later (a rank waiting in a collective?)") from None
     assert proc.returncode == code, f"{note}\n{out[-3000:]}"
     deadline = time.time() + 60  # every rank exits too: none is left waiting in a collective
     while True:
@@ -95,13 +116,13 @@ def interrupted_status(run: Path, name: str) -> int:
 
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory) -> dict:
-    """A run stopped by SIGINT (as a terminal sends it: to the process group), resumed to the end; the straight
-    run of the same length."""
+    """A run (logged to CSV and W&B offline) stopped by SIGINT as a terminal sends it (to the process group),
+    resumed to the end; the straight run of the same length."""
     root = tmp_path_factory.mktemp("interrupt")
     run = root / "run"
-    proc = train_process(*SMALL, f"hydra.run.dir={run}", "total_kimg=100", wait=False)
-    delay = signal_after(proc, run / GRID, signal.SIGINT)
-    out = finish(proc, 130, f"SIGINT {delay:.3f} s after the grid at 32 images")
+    with stopped_in_the_end(start(*SMALL, "logger=[csv,wandb]", f"hydra.run.dir={run}", "total_kimg=100")) as proc:
+        delay = signal_after(proc, run / GRID, signal.SIGINT)
+        out = finish(proc, 130, f"SIGINT {delay:.3f} s after the grid at 32 images")
     stop = interrupted_status(run, "SIGINT")
     total = f"total_kimg={(stop + 16) / 1000}"  # two more steps of 8 images
     train_process(*SMALL, f"hydra.run.dir={run}", total, "ckpt_path=auto")
@@ -116,6 +137,16 @@ def test_sigint_then_resume_equals_the_straight_run(chain):
     assert "SIGINT: stopped at kimg" in chain["out"] and "Traceback" not in chain["out"], chain["out"][-3000:]
     assert_same_state(chain["run"] / "checkpoints" / "last.ckpt", chain["straight"] / "checkpoints" / "last.ckpt")
     assert json.loads((chain["run"] / "status.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.xdist_group("interrupt")
+def test_the_interrupted_runs_wandb_run_is_marked_preempted_with_the_signal(chain):
+    (path,) = chain["run"].glob("wandb/offline-run-*/run-*.wandb")
+    recs = records(path)
+    kinds = [r.WhichOneof("record_type") for r in recs]
+    assert "preempting" in kinds and [r.exit.exit_code for r in recs if r.HasField("exit")] == [130]
+    summary = {i.key: json.loads(i.value_json) for r in recs if r.HasField("summary") for i in r.summary.update}
+    assert summary.get("interrupted") == "SIGINT"
 
 
 @pytest.mark.xdist_group("interrupt")
@@ -142,19 +173,19 @@ def test_sigterm_to_a_ddp_sweep_stops_it_after_that_jobs_checkpoint_and_a_rerun_
     in a collective), job 1's checkpoint holds both ranks' RNG streams, job 2 does not start, exit code 143. The
     re-run skips the finished job 0 untouched, continues job 1 and runs job 2: both end bit for bit as job 0."""
     sweep_dir = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "stylegan.train", "-m", f"hydra.sweep.dir={sweep_dir}", *SMALL, "trainer=ddp_sim",
-           "total_kimg=0.192", "ckpt_path=auto", "callbacks.samples.seed=0,1,2"]
-    proc = subprocess.Popen(cmd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = ["-m", f"hydra.sweep.dir={sweep_dir}", *SMALL, "trainer=ddp_sim", "total_kimg=0.192", "ckpt_path=auto",
+           "callbacks.samples.seed=0,1,2"]
     ckpt = [sweep_dir / str(j) / "checkpoints" / "last.ckpt" for j in range(3)]
-    delay = signal_after(proc, sweep_dir / "1" / GRID, signal.SIGTERM, group=False)
-    out = finish(proc, 143, f"SIGTERM {delay:.3f} s after job 1's grid at 32 images")
+    with stopped_in_the_end(start(*cmd)) as proc:
+        delay = signal_after(proc, sweep_dir / "1" / GRID, signal.SIGTERM, group=False)
+        out = finish(proc, 143, f"SIGTERM {delay:.3f} s after job 1's grid at 32 images")
     assert _load(ckpt[0])["stylegan"]["cur_nimg"] == 192
     assert interrupted_status(sweep_dir / "1", "SIGTERM") < 192
     assert len(_load(ckpt[1])["stylegan"]["rng_per_rank"]) == 2
     assert not (sweep_dir / "2" / "status.json").exists() and "job 2 not started" in out, out[-3000:]
     done = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (ckpt[0], sweep_dir / "0" / "status.json")}
-    rerun = subprocess.run(cmd, env=run_env(), capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run([sys.executable, "-m", "stylegan.train", *cmd], env=run_env(), capture_output=True,
+                           text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in done} == done  # job 0 was finished: untouched
     for j in range(3):
@@ -203,7 +234,7 @@ def test_a_full_disk_at_a_checkpoint_write_is_one_line_and_the_previous_checkpoi
     monkeypatch.setattr(atomic, "open", full_at_second_checkpoint, raising=False)
     run = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
-        in_process("experiment=smoke", "logger=csv", "callbacks.checkpoint.every_kimg=0.032", f"hydra.run.dir={run}",
+        in_process("experiment=smoke", "callbacks.checkpoint.every_kimg=0.032", f"hydra.run.dir={run}",
                    "total_kimg=0.128")
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "Traceback" not in err, err[-3000:]

@@ -73,6 +73,11 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 def train(cfg: DictConfig) -> float | None:
     """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns ``cfg.optimized_metric``'s
     value (None when it is not set)."""
+    with interrupt.catching():  # here too, not only in main(): a submitit job calls the task function directly
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float | None:
     info = tracking.job_info()
     out = cfg.paths.output_dir
     if info.multirun and interrupt.skip_job(info.job_num):
@@ -157,6 +162,7 @@ def main() -> float | None:
     """The console script: Hydra's entry point, after the checks Hydra would turn into a traceback."""
     refuse_file_output_dir("stylegan-train", sys.argv[1:])
     cli.freeze_heap()
+    interrupt.reset()
     with interrupt.catching():
         value = _hydra_main()
         signum = interrupt.stopped()

@@ -1,7 +1,8 @@
 """Stopping without loss: SIGTERM (a scheduler's preemption) and SIGINT (Ctrl-C) stop a run at a step boundary
 with ``last.ckpt`` written, and a run whose checkpoint already reached ``total_kimg`` trains nothing.
 
-``stylegan-train`` catches both signals for its whole life (:func:`catching`): the handler only records the signal.
+``stylegan-train`` catches both signals for its whole life and ``train()`` while it runs (also where another
+launcher, e.g. submitit, calls it): the handler (:func:`catching`) only records the signal.
 After each training step :class:`StopOnSignal` asks every DDP rank whether one of them got a signal (one all-reduce,
 so a rank that got none stops at the same step as the one that did, and none waits in a collective for a rank that
 left), writes ``last.ckpt`` through :class:`~.callbacks.KimgCheckpoint` (every rank's RNG streams, as the periodic
@@ -36,7 +37,7 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 @dataclass
 class _State:
-    active: bool = False  # within catching(): this process's handlers are ours
+    depth: int = 0  # catching() contexts open: this process's handlers are ours
     received: int | None = None  # the first signal received
     stopped: int | None = None  # the signal that stopped a run or a sweep
 
@@ -83,21 +84,27 @@ def _install() -> None:
             signal.signal(s, _handler)
 
 
+def reset() -> None:
+    """Forget earlier signals (a new command line in this process)."""
+    _state.received = _state.stopped = None
+
+
 @contextlib.contextmanager
 def catching() -> Iterator[None]:
-    """Within: SIGTERM and SIGINT are recorded, not fatal (the entry point's whole life); restored after."""
+    """Within: SIGTERM and SIGINT are recorded, not fatal; the previous handlers are restored after (nestable)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
-    _state.active, _state.received, _state.stopped = True, None, None
+    _state.depth += 1
     _install()
     try:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
-        _state.active = False
+            if handler is not None:  # None: set outside Python, cannot be restored from here
+                signal.signal(s, handler)
+        _state.depth -= 1
 
 
 def received() -> int | None:
@@ -144,7 +151,7 @@ class StopOnSignal(L.Callback):
     :class:`RunInterrupted` on every rank at this same step. The run's last step is left to finish normally."""
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if _state.active:  # Lightning's fit installed its own SIGTERM handler (restored at its teardown)
+        if _state.depth:  # Lightning's fit installed its own SIGTERM handler (restored at its teardown)
             _install()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
