@@ -126,3 +126,25 @@ def test_interrupted_jobs_are_shown_with_their_signal(tmp_path):
     rows = _read_csv(report.paths["csv"])
     assert [r["status"] for r in rows] == ["completed", "interrupted", "unfinished", "failed"]
     assert rows[1]["metrics/fid50k_full"] == "25.0"  # its last value is kept, marked by its status
+
+
+def test_the_global_batch_and_its_rounds_are_columns(tmp_path):
+    """progress/minibatch and progress/rounds (logged by the module every step): the last values per job."""
+    root = tmp_path / "sweep"
+    for num, (batch, rounds) in enumerate([(32, 1), (64, 4)]):
+        job = root / str(num)
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- model.batch_gpu={batch // rounds}\n")
+        (job / "csv").mkdir()
+        with open(job / "csv" / "metrics.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["kimg", "step", "progress/minibatch", "progress/rounds", "metrics/fid50k_full"])
+            w.writerows([[0.1, 0, 16, 2, ""], [0.2, 1, batch, rounds, ""], [0.2, 1, "", "", 50.0 - num]])
+        (job / "status.json").write_text(json.dumps({"job_num": num, "status": "completed"}))
+    report = write_report(root, plot=False)
+    rows = _read_csv(report.paths["csv"])
+    assert [(r["batch"], r["rounds"], r["metrics/fid50k_full"]) for r in rows] == [
+        ("32", "1", "50.0"), ("64", "4", "49.0")]
+    md = report.paths["md"].read_text()
+    assert "| job | model.batch_gpu | status | kimg | batch | rounds | metrics/fid50k_full |" in md
+    assert "| 1 | 16 | completed | 0.2 | 64 | 4 | **49** |" in md

@@ -69,21 +69,37 @@ def summary_columns(jobs: list[Job], column: str) -> list[str]:
     return list(dict.fromkeys([*metric_columns(jobs), column, *timing]))
 
 
+BATCH = ("progress/minibatch", "progress/rounds")  # the global batch and its accumulation rounds, as logged
+
+
+def _count(value: float) -> int | float:
+    return int(value) if math.isfinite(value) else value
+
+
+def batch_columns(jobs: list[Job]) -> list[str]:
+    """``batch`` and ``rounds`` (the last logged global batch and rounds per step) when the jobs logged them."""
+    return ["batch", "rounds"] if any(BATCH[0] in j.curves for j in jobs) else []
+
+
 def summary_rows(jobs: list[Job], keys: list[str], columns: list[str], reduce: str) -> tuple[list[str], list[list]]:
-    """One row per job: job, factor values, status, kimg reached, each column's value, error."""
-    header = ["job", *keys, "status", "kimg", *columns, "error"]
+    """One row per job: job, factor values, status, kimg reached, [global batch, rounds,] each column's value,
+    error."""
+    batch = batch_columns(jobs)
+    header = ["job", *keys, "status", "kimg", *batch, *columns, "error"]
     rows = [[j.num, *(j.overrides.get(k, "") for k in keys), j.status, j.kimg,
-             *(value_of(j, c, reduce) for c in columns), j.error or ""] for j in jobs]
+             *(_count(j.last(c)) for c in BATCH[: len(batch)]), *(value_of(j, c, reduce) for c in columns),
+             j.error or ""]
+            for j in jobs]
     return header, rows
 
 
 def summary_markdown(jobs: list[Job], keys: list[str], columns: list[str], reduce: str) -> str:
     header, rows = summary_rows(jobs, keys, columns, reduce)
-    n = len(keys)
-    values = [r[n + 3 : -1] for r in rows]
+    n, m = len(keys), len(batch_columns(jobs))
+    values = [r[n + 3 + m : -1] for r in rows]
     done = [j.status == "completed" for j in jobs]
     best = {c: best_of([v[i] for v, ok in zip(values, done, strict=True) if ok], c) for i, c in enumerate(columns)}
-    text_rows = [[str(r[0]), *map(str, r[1 : n + 1]), r[n + 1], fmt(r[n + 2]),
+    text_rows = [[str(r[0]), *map(str, r[1 : n + 1]), r[n + 1], *map(fmt, r[n + 2 : n + 3 + m]),
                   *(f"**{fmt(x)}**" if ok and x == best[c] else fmt(x) for c, x in zip(columns, v, strict=True))]
                  for r, v, ok in zip(rows, values, done, strict=True)]
     return _table(header[:-1], text_rows)
