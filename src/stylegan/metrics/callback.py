@@ -126,7 +126,7 @@ class MetricsCallback(L.Callback):
         self._last_nimg = pl_module.cur_nimg
         self.history.append({"kimg": kimg, **values})
         logged = {f"metrics/{k}": v for k, v in values.items()}
-        # what self.log would do, also from on_train_end: ModelCheckpoint, callbacks.early_stopping and sweepers see them
+        # as self.log would, also from on_train_end: ModelCheckpoint, callbacks.early_stopping and sweepers see them
         trainer.callback_metrics.update({k: torch.tensor(v, dtype=torch.float64) for k, v in logged.items()})
         if trainer.is_global_zero:
             log.info("kimg %g: %s", kimg, "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
