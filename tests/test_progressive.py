@@ -226,7 +226,8 @@ def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly_after_sigkill(tmp_p
     """48 images per phase (16 stable + 32 fade): 8x8 for 16 images, 16x16 faded in by 48, stable until 64, 32x32
     faded in by 96, with the global minibatch 16 / 8 / 4 at 8 / 16 / 32 (as the official minibatch_size_dict):
     0.136 kimg = 23 iterations. Straight vs a run SIGKILLed once its checkpoint at 0.08 kimg is written (in the
-    16 -> 32 fade, lod 0.5), then resumed from it: identical weights (one process: the torch RNG restored too)."""
+    16 -> 32 fade, lod 0.5), then resumed from it under another seed (a restart from zero would diverge), its first
+    logged step the one after the checkpoint's: identical weights (one process: the torch RNG restored too)."""
     straight = tmp_path / "straight"
     _train(straight, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", MINIBATCH)
     lods = _log_column(straight, "progress/lod")
@@ -247,7 +248,9 @@ def test_config_d_grows_8_16_32_and_resumes_mid_fade_exactly_after_sigkill(tmp_p
     G, kimg = load_generator(ckpt)
     assert G.synthesis.lod == stage_at(76, 32, ProgressiveConfig(8, 0.016, 0.032)).lod and kimg == 0.08
     assert math.isclose(G.synthesis.lod, 0.625)
-    _train(part, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", f"ckpt_path={ckpt}", MINIBATCH)
+    _train(part, "total_kimg=0.136", "callbacks.checkpoint.every_kimg=100", f"ckpt_path={ckpt}", MINIBATCH, "seed=7")
+    logged = [round(1000 * k) for k in _log_column(part, "kimg")]  # the killed run had flushed no rows
+    assert logged == [round(1000 * k) for k in _log_column(straight, "kimg") if k > 0.0805] and logged[0] == 84
     a = torch.load(straight / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert a["stylegan"]["cur_nimg"] == b["stylegan"]["cur_nimg"] == 136

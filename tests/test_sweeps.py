@@ -61,7 +61,28 @@ def test_sweep_report_is_the_grid_of_logged_values(grid):
         for d, cell in zip(["orig", "resnet"], cells, strict=True):
             assert float(cell.strip("*")) == pytest.approx(logged[(g, d)], rel=1e-3)
             assert cell.startswith("**") == (logged[(g, d)] == best)
-    assert (grid / "report.png").stat().st_size > 10_000
+    _heatmap_shows(grid / "report.png", logged, rows=["orig", "skip"], cols=["orig", "resnet"])
+
+
+def _heatmap_shows(png: Path, logged: dict, rows: list[str], cols: list[str]) -> None:
+    """The decoded report.png holds each cell of the grid as a block of the colour the values give it (viridis,
+    reversed: lower is better, normalized from the smallest to the largest logged value), at its row and column."""
+    import numpy as np
+    from matplotlib import colormaps
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    lo, hi = min(logged.values()), max(logged.values())
+    centers = {}
+    for key, value in logged.items():
+        rgb = np.round(np.array(colormaps["viridis_r"]((value - lo) / (hi - lo))[:3]) * 255)
+        ys, xs = np.nonzero(np.abs(img - rgb).max(-1) <= 1)
+        assert len(ys) > 2000, (key, value, len(ys))  # a cell of ~100 x 100 pixels less its text; a colorbar row: ~20
+        centers[key] = (np.median(ys), np.median(xs))
+    for r in rows:  # columns left to right
+        assert centers[(r, cols[0])][1] < centers[(r, cols[1])][1], centers
+    for c in cols:  # rows top to bottom
+        assert centers[(rows[0], c)][0] < centers[(rows[1], c)][0], centers
 
 
 def test_report_command_reads_the_same_sweep(grid, tmp_path):
@@ -142,18 +163,22 @@ def test_tensorboard_logger_gets_scalars_grids_and_hparams(tmp_path):
 
 def test_ckpt_path_auto_resumes_the_run_and_its_wandb_run(tmp_path):
     """``ckpt_path=auto`` (what a requeued SLURM job uses): fresh when the run folder has no last.ckpt, else resume,
-    continuing the same W&B run."""
+    continuing the same W&B run: its CSV log (rewritten by the resumed run) starts at iteration 2, where a restart
+    from zero would log iterations 0-3."""
     def train(kimg: float) -> None:
         out = subprocess.run([sys.executable, "-m", "stylegan.train", *QUICK, "logger=[csv,wandb]", "ckpt_path=auto",
-                              f"total_kimg={kimg}", f"hydra.run.dir={tmp_path}"], env=run_env(), capture_output=True,
-                             text=True, timeout=300)
+                              f"total_kimg={kimg}", f"hydra.run.dir={tmp_path}", "trainer.log_every_n_steps=1"],
+                             env=run_env(), capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-3000:]
 
     train(0.016)
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]["iteration"] == 2
     train(0.032)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["stylegan"]
-    assert (state["iteration"], state["cur_nimg"]) == (4, 32)  # continued from iteration 2, not restarted
+    assert (state["iteration"], state["cur_nimg"]) == (4, 32)
+    with open(tmp_path / "csv" / "metrics.csv") as f:
+        rows = [(int(r["step"]), round(1000 * float(r["kimg"]))) for r in csv.DictReader(f)]
+    assert rows == [(2, 24), (3, 32)]  # continued from iteration 2 (16 images), not restarted
     runs = sorted(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 2
     first, second = (next(r.run for r in records(p) if r.WhichOneof("record_type") == "run") for p in runs)

@@ -95,7 +95,9 @@ def test_bad_data_is_one_clear_line(tmp_path, capsys):
 def test_exact_resume_after_sigkill_under_ddp(tmp_path, draws):
     """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states (with the
     torch RNG, or with the shared generator of ``model.draws=global``, restored from the checkpoint). Under DDP
-    (2 gloo processes, synthesis noise on) every rank restores its own RNG streams."""
+    (2 gloo processes, synthesis noise on) every rank restores its own RNG streams. The resumed run gets another
+    ``seed``: a run that ignored ``ckpt_path`` and started from zero would build other weights and draw other
+    latents, and end elsewhere."""
     common = [f"model.draws={draws}", "trainer=ddp_sim", "logger=none"]
     total, half = "0.128", 64
     straight = tmp_path / "straight"
@@ -107,7 +109,7 @@ def test_exact_resume_after_sigkill_under_ddp(tmp_path, draws):
     half_state = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert half_state["stylegan"]["cur_nimg"] == half
     assert len(half_state["stylegan"]["rng_per_rank"]) == 2
-    _run(killed, f"total_kimg={total}", "callbacks.checkpoint.every_kimg=100", *common, f"ckpt_path={ckpt}")
+    _run(killed, f"total_kimg={total}", "callbacks.checkpoint.every_kimg=100", *common, f"ckpt_path={ckpt}", "seed=7")
     a, b = _weights(straight / "checkpoints" / "last.ckpt"), _weights(ckpt)
     assert a.keys() == b.keys()
     diff = {k: (a[k] - b[k]).abs().max().item() for k in a if a[k].is_floating_point()}
