@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..utils.dist import rank_world
 from .demo import load_lfw, load_mnist
 from .errors import DatasetError
 from .sampler import InfiniteSampler
@@ -176,9 +177,7 @@ class ImageDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is not None:
             return int(trainer.global_rank), int(trainer.world_size)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return torch.distributed.get_rank(), torch.distributed.get_world_size()
-        return 0, 1
+        return rank_world()
 
     # ---------------------------------------------------------------- training data
     def train_dataloader(self) -> DataLoader:

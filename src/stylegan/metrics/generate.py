@@ -15,11 +15,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-
-def rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from ..utils.dist import rank_world
 
 
 def batch_seed(seed: int, index: int) -> int:
