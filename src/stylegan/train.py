@@ -153,7 +153,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         if line is None:
             raise
         if isinstance(e, CheckpointWriteError):  # not bad input (exit code 2): the run failed, nothing lost
-            print(f"stylegan-train: error: {line}", file=sys.stderr)
+            if cli.first_process_on_node():  # every rank raises it; one says it
+                print(f"stylegan-train: error: {line}", file=sys.stderr)
             sys.exit(1)
         cli.refuse("stylegan-train", line)
 

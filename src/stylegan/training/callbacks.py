@@ -137,6 +137,20 @@ class SampleGrid(L.Callback):
         self._write(trainer, pl_module, "fakes_final.png")
 
 
+def save_on_every_rank(trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` (all ranks call it; rank 0 writes): a full checkpoint (optimizers, loops, RNG).
+    A failed write raises :class:`CheckpointWriteError` on every rank, so none is left waiting for rank 0."""
+    error = None
+    try:
+        trainer.save_checkpoint(path, weights_only=False)
+    except CheckpointWriteError as e:
+        error = e
+        trainer.strategy.barrier("Trainer.save_checkpoint")  # the one rank 0 skipped when it raised
+    line = trainer.strategy.broadcast(str(error) if error else None, src=0)
+    if line is not None:
+        raise error or CheckpointWriteError(line)
+
+
 class KimgCheckpoint(L.Callback):
     """``last.ckpt`` every ``every_kimg`` and at the end; with ``keep_snapshots`` also
     ``snapshot-KKKKKK.ckpt``. Writes go through the trainer (rank 0, atomic IO)."""
@@ -153,8 +167,7 @@ class KimgCheckpoint(L.Callback):
         names = ["last.ckpt"] + ([f"snapshot-{pl_module.cur_nimg // 1000:06d}.ckpt"]
                                  if self.keep_snapshots and snapshots else [])
         for name in names:
-            # save-side flag: False = full checkpoint (optimizers, loops, RNG), not only weights
-            trainer.save_checkpoint(self.dirpath / name, weights_only=False)
+            save_on_every_rank(trainer, self.dirpath / name)
         self._saved_nimg = pl_module.cur_nimg
 
     def save_last(self, trainer, pl_module) -> Path:
