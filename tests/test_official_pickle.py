@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from conftest import OFFICIAL_FIXTURE
-from stylegan.evaluate import EvaluateError, load_generator
+from stylegan.model_files import ModelFileError, load_generator
 from stylegan.official import OfficialWeightsError, load_official, load_official_file
 from stylegan.official_pickle import Module, network_blob, read_network_pickle
 from stylegan.tools.__main__ import main
@@ -222,7 +222,7 @@ def test_cli_generate_from_a_pickle(tmp_path, ref, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"stylegan: error: --model {tmp_path / 'evil.pkl'} refers to os.system; refusing")
     assert len(err.splitlines()) == 1 and not (tmp_path / "e").exists()
-    with pytest.raises(EvaluateError, match=r"^ckpt=.*evil\.pkl refers to os\.system"):
+    with pytest.raises(ModelFileError, match=r"^ckpt=.*evil\.pkl refers to os\.system"):
         load_generator(tmp_path / "evil.pkl")
 
 

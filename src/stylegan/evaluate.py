@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,80 +36,23 @@ from .metrics.generate import rank_world
 from .metrics.names import parse_metrics
 from .metrics.reals import num_real_items
 from .metrics.runner import MetricRunner, build_networks
-from .networks import Generator
-from .networks.progressive import set_lod
-from .official import OfficialWeightsError, load_official, load_official_file
-from .official_pickle import is_network_pickle
+from .model_files import ModelFileError, load_checkpoint, load_generator
 from .utils.atomic import atomic_open
 from .utils.config_dir import config_dir, refuse_file_output_dir
 from .utils.resolvers import register as register_resolvers
 
 log = logging.getLogger(__name__)
+__all__ = ["EvaluateError", "evaluate", "load_generator"]  # load_generator: stylegan.model_files's, for scripts
 
 
 class EvaluateError(ValueError):
-    """Bad evaluate input (checkpoint, output path); reported as one line."""
+    """Bad evaluate input (the data for a checkpoint, output path); reported as one line. A model file that does not
+    load is :class:`stylegan.model_files.ModelFileError`."""
 
 
 # the data modules a checkpoint's stored settings may name: a _target_ read from a file is never called otherwise
 DATA_TARGETS = ("stylegan.data.ImageDataModule", "stylegan.data.datamodule.ImageDataModule")
 DEMO_SOURCES = ("mnist", "lfw")
-
-
-def submodule_state(state_dict: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
-    """The entries of the LightningModule's ``state_dict`` under submodule ``name`` (e.g. "G_ema"), prefix removed."""
-    prefix = name + "."
-    return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-
-
-def snapshot_kimg(path: str | os.PathLike) -> float | None:
-    """The kimg in the name the official training loop gives its pickles, ``network-snapshot-<kimg:06d>.pkl``."""
-    m = re.fullmatch(r"network-snapshot-(\d+)\.pkl", Path(path).name)
-    return float(m.group(1)) if m else None
-
-
-def load_generator(path: str | os.PathLike) -> tuple[Generator, float | None]:
-    """(G, kimg) from our Lightning checkpoint (G_ema), an official-format file (G; kimg unknown) or an NVlabs network
-    pickle (G_ema; kimg from a ``network-snapshot-NNNNNN.pkl`` name, else unknown), told apart by content."""
-    G, kimg, _ = load_checkpoint(path)
-    return G, kimg
-
-
-def load_checkpoint(path: str | os.PathLike) -> tuple[Generator, float | None, dict[str, Any] | None]:
-    """(G, kimg, data settings) as :func:`load_generator`; the data settings of the training run are those our
-    checkpoints store (None for other files and for checkpoints written before they were stored)."""
-    if not Path(path).is_file():
-        raise EvaluateError(f"ckpt={path} does not exist")
-    if is_network_pickle(path):
-        try:
-            G, _ = load_official_file(path)  # its messages start with the path
-        except OfficialWeightsError as e:
-            msg = str(e)
-            raise EvaluateError(f"ckpt={msg}" if msg.startswith(str(path)) else f"ckpt={path}: {msg}") from None
-        return G.eval().requires_grad_(False), snapshot_kimg(path), None
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EvaluateError(f"ckpt={path} is not a loadable torch file ({str(e).splitlines()[0][:200]})") from None
-    if not isinstance(blob, dict):
-        raise EvaluateError(f"ckpt={path} holds a {type(blob).__name__}, not a checkpoint dict")
-    if "state_dict" in blob and "stylegan" in blob:
-        state = submodule_state(blob["state_dict"], "G_ema")
-        G = Generator(**blob["stylegan"]["G_kwargs"])
-        missing, unexpected = G.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise EvaluateError(f"ckpt={path}: G_ema weights do not match G_kwargs (missing {missing[:3]}, "
-                                f"unexpected {unexpected[:3]})")
-        set_lod(blob["stylegan"].get("lod", 0.0), G)  # mid-growth: the resolution it trained at, upsampled
-        data = blob["stylegan"].get("data")
-        return G.eval().requires_grad_(False), blob["stylegan"].get("cur_nimg", 0) / 1000, data
-    if "G" in blob:
-        G, _ = load_official(blob)
-        if G is None:
-            raise EvaluateError(f"ckpt={path}: its 'G' entry is empty")
-        return G.eval().requires_grad_(False), None, None
-    raise EvaluateError(f"ckpt={path} is neither a stylegan-train checkpoint (state_dict + stylegan) nor an "
-                        "official-format weights file (G + G_kwargs)")
 
 
 def _override_key(override: str) -> str:
@@ -246,7 +188,7 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         record = evaluate(cfg)
     except Exception as e:
-        line = bad_input_line(e, (EvaluateError,))
+        line = bad_input_line(e, (EvaluateError, ModelFileError))
         if line is None:
             raise
         refuse("stylegan-evaluate", line)

@@ -36,15 +36,12 @@ from .generate import ToolError, check_outdir
 
 def load_model(path: str) -> Generator:
     """G (eval, no grad) from any of the three model formats."""
-    from ..evaluate import EvaluateError, load_generator
     from ..export import load_safetensors
+    from ..model_files import load_generator
 
     if str(path).endswith(".safetensors"):
         return load_safetensors(path)
-    try:
-        return load_generator(path)[0]
-    except EvaluateError as e:
-        raise EvaluateError(str(e).replace(f"ckpt={path}", f"--model {path}", 1)) from None
+    return load_generator(path, "--model ")[0]
 
 
 def _device(name: str) -> torch.device:
@@ -283,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ..cli import bad_input_line, freeze_heap
-    from ..evaluate import EvaluateError
     from ..export import ExportError
+    from ..model_files import ModelFileError
     args = build_parser().parse_args(argv)
     freeze_heap()
     show = warnings.formatwarning
@@ -292,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except Exception as e:
-        line = bad_input_line(e, (ToolError, EvaluateError, ExportError))
+        line = bad_input_line(e, (ToolError, ModelFileError, ExportError))
         if line is None:
             raise
         print(f"stylegan: error: {line}", file=sys.stderr)

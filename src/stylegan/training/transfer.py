@@ -73,7 +73,7 @@ def _read(path: str, error: type[Exception]) -> tuple[dict[str, dict | None], di
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:
         blob = None  # not a plain torch file: perhaps official weights in another format
-    if isinstance(blob, dict) and "state_dict" in blob and "stylegan" in blob:  # as evaluate.load_generator
+    if isinstance(blob, dict) and "state_dict" in blob and "stylegan" in blob:  # as model_files.load_checkpoint
         state, meta = blob["state_dict"], blob["stylegan"]
         states = {n: {k[len(n) + 1:]: v for k, v in state.items() if k.startswith(n + ".")} for n in NETS}
         return states, {"G": meta.get("G_kwargs") or {}, "D": meta.get("D_kwargs") or {}}
