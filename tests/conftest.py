@@ -7,7 +7,6 @@ the rest, and the tests sharing the session's sweep grid run on one worker (``xd
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from references import OFFICIAL_FIXTURE, single_thread
 from stylegan.utils.resolvers import register
 
 register()  # ${sg.*} resolvers of conf/, for tests that compose the configs
@@ -34,20 +34,6 @@ def pytest_collection_finish(session):
     """What collection imported (torch, Lightning, Hydra) leaves the cyclic GC's reach, as in the entry points
     (stylegan.cli.freeze_heap): the collections during the tests and at the worker's exit skip it."""
     gc.freeze()
-
-
-OFFICIAL_FIXTURE = Path(__file__).parent / "fixtures" / "official_g-skip_d-resnet_r32_small.pt"
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Tiny networks: one intra-op thread is faster than several, much faster on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture

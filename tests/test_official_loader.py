@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from conftest import OFFICIAL_FIXTURE
+from references import OFFICIAL_FIXTURE
 from stylegan.networks import Discriminator, Generator
 from stylegan.official import (
     OfficialWeightsError,

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import OFFICIAL_FIXTURE
+from references import OFFICIAL_FIXTURE
 from stylegan.model_files import ModelFileError, load_generator
 from stylegan.official import OfficialWeightsError, load_official, load_official_file
 from stylegan.official_pickle import Module, network_blob, read_network_pickle

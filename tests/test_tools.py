@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import OFFICIAL_FIXTURE
+from references import OFFICIAL_FIXTURE
 from stylegan.export import load_safetensors
 from stylegan.networks import Generator
 from stylegan.official import load_official_file

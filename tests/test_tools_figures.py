@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import OFFICIAL_FIXTURE
+from references import OFFICIAL_FIXTURE
 from stylegan.official import load_official_file
 from stylegan.tools.__main__ import main
 from stylegan.tools.generate import seed_latents

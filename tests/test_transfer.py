@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from conftest import OFFICIAL_FIXTURE, single_thread
+from references import OFFICIAL_FIXTURE, single_thread
 from stylegan.losses import r1_penalty
 from stylegan.networks import Discriminator, Generator
 from stylegan.train import main
