@@ -149,9 +149,9 @@ def cmd_project(args: argparse.Namespace) -> None:
     if args.distance not in DISTANCES:
         raise ToolError(f"--distance {args.distance!r}: use one of {', '.join(DISTANCES)}")
     if args.save_video:
-        from .video import _imageio
+        from .video import mp4_writer_module
 
-        _imageio(outdir / "proj.mp4")
+        mp4_writer_module(outdir / "proj.mp4")
     G = load_model(args.model)
     class_labels(G, args.class_idx, 1)
     target = load_target(os.path.expanduser(args.target), G)

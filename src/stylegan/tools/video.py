@@ -73,7 +73,7 @@ def check_walk(seeds: list[int], grid: tuple[int, int], space: str, frames: int,
     if Path(out).is_dir():
         raise ToolError(f"{out} is a folder; pass a file name ending in .gif or .mp4")
     if suffix == ".mp4":
-        _imageio(out)
+        mp4_writer_module(out)
 
 
 def walk_latents(G: Generator, seeds: list[int], space: str, frames: int, loop: bool = True, psi: float = 1.0,
@@ -130,7 +130,7 @@ def write_video(frames: Iterator[np.ndarray], out: str | os.PathLike, fps: int =
             images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
                            duration=round(1000 / fps))
         else:
-            writer = _imageio(out).get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=1,
+            writer = mp4_writer_module(out).get_writer(tmp, fps=fps, codec="libx264", quality=8, macro_block_size=1,
                                               ffmpeg_log_level="error")
             try:
                 for f in frames:
@@ -144,7 +144,9 @@ def write_video(frames: Iterator[np.ndarray], out: str | os.PathLike, fps: int =
     return out, n
 
 
-def _imageio(out: str | os.PathLike):
+def mp4_writer_module(out: str | os.PathLike):
+    """imageio, once imageio-ffmpeg (its ffmpeg binary) is known to be there; else one line naming ``out`` and the
+    extra to install. The projector calls it before any work when it will write an MP4."""
     try:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary)

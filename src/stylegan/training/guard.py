@@ -18,6 +18,8 @@ import torch.distributed as dist
 
 def supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
     """Fused Adam(W)/SGD: ``step`` honours ``optimizer.found_inf`` (all groups fused, e.g. after a resume)."""
+    # private, kept: the attribute torch.amp.GradScaler itself reads to hand a fused optimizer found_inf; torch has
+    # no public way to ask whether an optimizer takes it
     return bool(getattr(optimizer, "_step_supports_amp_scaling", False)) and all(
         g.get("fused") for g in optimizer.param_groups)
 
@@ -36,7 +38,9 @@ def nonfinite_flag(losses: Iterable[torch.Tensor], grads: Iterable[torch.Tensor]
     if losses:
         dtype = grads[0].dtype if grads else torch.float32
         groups.setdefault(dtype, []).append(torch.stack([v.detach().reshape([]) for v in losses]).to(dtype))
-    for tensors in groups.values():  # multiplies by 1 in place: the values do not change
+    # private, kept: GradScaler's one-pass kernel over a tensor list, no host sync; the public alternatives
+    # (isfinite per tensor, a norm) read every tensor again or sync. It multiplies by 1 in place: values unchanged
+    for tensors in groups.values():
         torch._amp_foreach_non_finite_check_and_unscale_(tensors, found, one)
     if world_size > 1:
         dist.all_reduce(found, op=dist.ReduceOp.MAX)
