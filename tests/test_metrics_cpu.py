@@ -1,0 +1,47 @@
+"""``metrics=cpu``: a real sweep on the built-in digits whose report carries the mnist_lenet columns (the values each
+job logged), the conditional class accuracy included; the presets that use it."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+from hydra import compose, initialize_config_dir
+
+from sweeping import QUICK, ROOT, in_process, logged_last
+
+FD = "metrics/fd200_full@mnist_lenet"
+ACC = "metrics/class_acc200@mnist_lenet"
+
+
+def _compose(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        return compose("train", overrides=list(overrides))
+
+
+def test_tiny_uses_the_cpu_metrics_by_default_and_metrics_none_turns_them_off():
+    m = _compose("experiment=tiny").callbacks.metrics
+    assert list(m.metrics) == ["fid1k_full"] and list(m.conditional_metrics) == ["class_acc1k"]
+    assert m.feature_extractor["_target_"] == "stylegan.metrics.judges.MnistLeNet"
+    assert _compose("experiment=tiny", "metrics=none").callbacks.metrics is None
+    assert _compose("experiment=mnist_demo").callbacks.metrics is None  # the demo stays as measured
+
+
+def test_sweep_report_has_the_judge_columns_with_the_logged_values(tmp_path):
+    root = tmp_path / "sweep"
+    # the preset with fewer samples (its own counts cost more than this test's tiny networks' training)
+    in_process("-m", f"hydra.sweep.dir={root}", *QUICK, "metrics=cpu", "callbacks.metrics.metrics=[fid200_full]",
+               "callbacks.metrics.conditional_metrics=[class_acc200]", "logger=csv", "data.use_labels=true",
+               "callbacks.metrics.cache_dir=${hydra:sweep.dir}/cache", "model.generator.c_dim=10", "seed=0,1")
+    with open(root / "report.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+    for r in rows:
+        fd, acc = logged_last(root / r["job"], FD), logged_last(root / r["job"], ACC)
+        assert float(r[FD]) == fd and float(r[ACC]) == acc
+        assert math.isfinite(fd) and fd > 0 and 0 <= acc <= 1
+    assert rows[0][FD] != rows[1][FD]  # two seeds, two generators
+    md = (root / "report.md").read_text()
+    assert f"Metric: `{FD}`" in md and ACC in md  # the quality column is the default metric
+    assert not any(c.startswith(("metrics/fid", "metrics/kid")) for c in rows[0])  # never called FID
+    assert len(list((root / "cache").glob("real-mnist_lenet-stats-*.pt"))) == 1  # the reals once, cached
