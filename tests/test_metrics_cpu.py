@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import math
+from types import SimpleNamespace
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from sweeping import QUICK, ROOT, in_process, logged_last
@@ -45,3 +47,21 @@ def test_sweep_report_has_the_judge_columns_with_the_logged_values(tmp_path):
     assert f"Metric: `{FD}`" in md and ACC in md  # the quality column is the default metric
     assert not any(c.startswith(("metrics/fid", "metrics/kid")) for c in rows[0])  # never called FID
     assert len(list((root / "cache").glob("real-mnist_lenet-stats-*.pt"))) == 1  # the reals once, cached
+
+
+def test_conditional_metrics_join_only_for_a_conditional_generator():
+    from stylegan.metrics import MetricsCallback, MetricSetupError
+    from stylegan.metrics.judges import MnistLeNet
+
+    def keys(c_dim: int, extractor=None) -> list[str]:
+        cb = MetricsCallback(["fid1k_full"], feature_extractor=extractor or MnistLeNet(),
+                             conditional_metrics=["class_acc1k"], progress=False)
+        cb.setup(None, SimpleNamespace(G_ema=SimpleNamespace(c_dim=c_dim)), "fit")
+        return cb.runner.keys()
+
+    assert keys(0) == ["fd1k_full@mnist_lenet"]
+    assert keys(10) == ["fd1k_full@mnist_lenet", "class_acc1k@mnist_lenet"]
+    with pytest.raises(MetricSetupError, match="c_dim=7 but mnist_lenet knows 10 classes"):
+        keys(7)
+    with pytest.raises(MetricSetupError, match="unknown metric 'class_acc'"):
+        MetricsCallback(["fid1k_full"], conditional_metrics=["class_acc"]).setup(None, None, "fit")

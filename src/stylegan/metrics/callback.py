@@ -70,7 +70,8 @@ class MetricsCallback(L.Callback):
         from .names import parse_metrics
 
         parse_metrics(self.conditional_metrics)  # a bad name stops the run also for an unconditional G
-        if getattr(pl_module.G_ema, "c_dim", 0):
+        G = getattr(pl_module, "G_ema", None)
+        if self.conditional_metrics and getattr(G, "c_dim", 0):
             self.metrics += [m for m in self.conditional_metrics if m not in self.metrics]
         specs = parse_metrics(self.metrics)  # MetricSetupError for a bad name
         self.runner = MetricRunner(self.metrics, build_networks(specs, **self._net_cfg), self.cache_dir,
@@ -80,7 +81,8 @@ class MetricsCallback(L.Callback):
             if spec.kind == "class_acc":
                 from .class_accuracy import check_classifier
 
-                check_classifier(pl_module.G_ema, self.runner.networks.features, spec.name)
+                if G is not None:
+                    check_classifier(G, self.runner.networks.features, spec.name)
         if self.best_metric == "auto":
             self.best_metric = next((k for k in keys if k.startswith(("fid", "fd"))), None)
         elif self.best_metric is not None and self.best_metric not in keys:
