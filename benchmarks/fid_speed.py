@@ -34,7 +34,8 @@ from stylegan.evaluate import load_generator
 from stylegan.metrics.generate import LabelSampler, generated_batches
 from stylegan.metrics.runner import MetricRunner, Networks
 from stylegan.utils.resolvers import register as register_resolvers
-from train_throughput import Case, compose_config, synchronize, synthetic_dataset  # benchmarks/ (the script's folder)
+from timing import synchronize  # benchmarks/ (the script's folder)
+from train_throughput import Case, compose_config, synthetic_dataset
 
 
 def extractor(args, tmp: Path) -> torch.nn.Module:

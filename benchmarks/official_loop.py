@@ -101,7 +101,7 @@ def run_official(official, model, cfg, cycles: int, device: str, fp16_res: int) 
     ``cycles`` timed ones, fed by a fresh instance of the same training loader."""
     from hydra.utils import instantiate
 
-    from train_throughput import lazy_cycle, peak_memory, synchronize
+    from timing import lazy_cycle, peak_memory, synchronize
 
     G, D = build_networks(official, model, fp16_res, device)
     G_ema = copy.deepcopy(G).eval()

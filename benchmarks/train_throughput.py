@@ -41,7 +41,6 @@ import itertools
 import json
 import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -60,6 +59,7 @@ from torch.utils.flop_counter import flop_registry
 from stylegan.networks import ARCHITECTURES, layers
 from stylegan.utils.config_dir import config_dir
 from stylegan.utils.resolvers import register as register_resolvers
+from timing import lazy_cycle, peak_memory, synchronize  # benchmarks/ (the script's folder)
 
 PRESETS = ("paper256", "cifar")
 
@@ -131,17 +131,6 @@ def matmul_peak(device: str, seconds: float = 2.0) -> tuple[float, str]:
         synchronize(device)
         best = max(best, 5 * 2 * n**3 / (time.perf_counter() - t))
     return best, f"{str(dtype).removeprefix('torch.')} {n}^3 matmul"
-
-
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def peak_memory(device: str) -> int:
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
 class FlopCount(TorchDispatchMode):
@@ -223,11 +212,6 @@ class Meter(L.Callback):
             key = "self_cuda_time_total" if self.device == "cuda" else "self_cpu_time_total"
             self.profile_table = self._profiler.key_averages().table(sort_by=key, row_limit=25)
             trainer.should_stop = True
-
-
-def lazy_cycle(cfg: DictConfig) -> int:
-    loss = cfg.loss
-    return math.lcm(int(loss.g_reg_interval), int(loss.d_reg_interval)) if loss.get("lazy", True) else 1
 
 
 def loader_alone(cfg: DictConfig, batches: int) -> float:
