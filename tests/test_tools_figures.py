@@ -210,7 +210,8 @@ def test_project_without_lpips_warns_once_falls_back_to_pixel_and_saves_the_vide
     """``--distance auto`` where LPIPS cannot load (here: the ``[metrics]`` extra missing) warns in one line and
     projects with the pixel distance: the same latent, bit for bit, as ``--distance pixel`` (which does not warn).
     ``--save-video``: proj.mp4 with one frame per step (4 steps), the target on the left of every frame (up to the
-    codec's loss: 8 / 255 on average on these 32 x 32 halves), G's image of the step on the right, moving."""
+    codec's loss: 8 / 255 on average on these 32 x 32 halves), G's image of the step on the right, moving, the
+    last one proj.png."""
     import sys
     import warnings
 
@@ -239,3 +240,9 @@ def test_project_without_lpips_warns_once_falls_back_to_pixel_and_saves_the_vide
     video, left = video.astype(float), _png(tmp_path / "auto" / "target.png").astype(float)
     assert all(np.abs(frame[:, :R] - left).mean() < 12 for frame in video)  # G's images: 41-51 off
     assert np.abs(video[-1, :, R:] - video[0, :, R:]).mean() > 2
+    # each frame is its step's w with its step's noise maps: the last one is proj.png up to the codec (14 / 255 on
+    # this noisy half), far from the same w drawn with G's own noise maps (34 / 255)
+    w = torch.from_numpy(np.load(tmp_path / "auto" / "projected_w.npz")["w"])
+    own_noise = to_uint8(G.synthesis(w, noise_mode="const"))[0].astype(float)
+    to_proj = np.abs(video[-1, :, R:] - _png(tmp_path / "auto" / "proj.png").astype(float)).mean()
+    assert to_proj < 18 and to_proj < 0.6 * np.abs(video[-1, :, R:] - own_noise).mean()

@@ -161,11 +161,11 @@ def cmd_project(args: argparse.Namespace) -> None:
     frames: list = []
     every = max(1, args.steps // 100)
     with tqdm(total=args.steps, unit="step", disable=args.quiet) as bar:
-        def progress(step: int, dist: float, ws) -> None:
+        def progress(step: int, dist: float, state: dict) -> None:
             bar.update(1)
             bar.set_postfix(dist=f"{dist:.4f}")
             if args.save_video and (step % every == 0 or step == args.steps - 1):
-                frames.append(render(G, {"ws": ws.cpu()}))
+                frames.append(render(G, state))  # that step's w and noise maps: the last frame is proj.png
 
         cfg = ProjectionConfig(num_steps=args.steps, w_plus=args.w_plus)
         result = project(G, target, distance, cfg, args.seed, args.class_idx, _device(args.device), progress)

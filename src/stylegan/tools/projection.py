@@ -117,9 +117,10 @@ def _to_distance_input(img: torch.Tensor) -> torch.Tensor:
 
 def project(G: Generator, target: torch.Tensor, distance: nn.Module, cfg: ProjectionConfig | None = None,
             seed: int = 303, class_idx: int | None = None, device: torch.device | str = "cpu",
-            callback: Callable[[int, float, torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+            callback: Callable[[int, float, dict], None] | None = None) -> dict[str, torch.Tensor]:
     """Project ``target`` ([C, R, R] float in [0, 255]) into G's W (or W+). Returns ``ws`` [num_ws, w_dim] and the
-    optimized ``noise`` maps (by buffer name), both on the CPU. ``callback(step, dist, ws)`` after every step."""
+    optimized ``noise`` maps (by buffer name), both on the CPU. ``callback(step, dist, state)`` after every step,
+    ``state`` the ``{"ws", "noise"}`` of that step (views: copy what you keep; :func:`render` draws it)."""
     cfg = cfg or ProjectionConfig()
     device = torch.device(device)
     torch.manual_seed(seed)
@@ -148,7 +149,8 @@ def project(G: Generator, target: torch.Tensor, distance: nn.Module, cfg: Projec
             for buf in noise.values():
                 buf.sub_(buf.mean()).mul_(buf.square().mean().rsqrt())
         if callback is not None:
-            callback(step, float(dist.detach()), w_opt.detach().expand(1, G.num_ws, -1)[0])
+            callback(step, float(dist.detach()), {"ws": w_opt.detach().expand(1, G.num_ws, -1)[0],
+                                                  "noise": {n: b.detach() for n, b in noise.items()}})
     return {"ws": w_opt.detach().expand(1, G.num_ws, -1)[0].cpu().clone(),
             "noise": {n: b.detach().cpu().clone() for n, b in noise.items()}}
 
@@ -195,5 +197,5 @@ def render(G: Generator, result: dict[str, torch.Tensor]) -> np.ndarray:
     G = copy.deepcopy(G).eval().cpu().float()
     buffers = dict(G.synthesis.named_buffers())
     for name, value in result.get("noise", {}).items():
-        buffers[name].copy_(value)
-    return to_uint8(G.synthesis(result["ws"][None].float(), noise_mode="const"))[0]
+        buffers[name].copy_(value.cpu())
+    return to_uint8(G.synthesis(result["ws"][None].float().cpu(), noise_mode="const"))[0]
