@@ -57,3 +57,19 @@ def test_discriminator_refuses_extensions_that_need_orig():
         Discriminator(**SMALL, architecture="resnet", downsampling="blur_pool")
     with pytest.raises(ValueError, match="progressive growing needs the 'orig'"):
         Discriminator(**SMALL, architecture="skip", progressive=True)
+
+
+def test_differences_name_each_recorded_argument_that_differs():
+    from stylegan.networks.kwargs import differences
+
+    saved = {"architecture": "skip", "conv_clamp": 256, "mapping_kwargs": {"num_layers": 8, "lr_multiplier": 0.01}}
+    here = {"architecture": "resnet", "conv_clamp": None, "mapping_kwargs": {"num_layers": 2}, "progressive": True}
+    assert differences(saved, here, "model.generator", "checkpoint") == [
+        "model.generator.architecture='skip' in the checkpoint, 'resnet' here",
+        "model.generator.conv_clamp=256 in the checkpoint, None here",
+        "model.generator.mapping_kwargs.lr_multiplier=0.01 in the checkpoint, None here",
+        "model.generator.mapping_kwargs.num_layers=8 in the checkpoint, 2 here",
+        "model.generator.progressive=None in the checkpoint, True here"]
+    assert differences(saved, here, "G", "file", only_shared=True, ignore={"conv_clamp"}) == [
+        "G.architecture='skip' in the file, 'resnet' here", "G.mapping_kwargs.num_layers=8 in the file, 2 here"]
+    assert differences(here, here, "G", "file") == []

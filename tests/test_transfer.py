@@ -192,7 +192,8 @@ def test_bad_transfer_input_is_one_line(tmp_path, capsys, kind):
         "text": ([f"model.init_from={path}"], f"model.init_from={path} is not a model"),
         "tensor": ([f"model.init_from={path}"], f"model.init_from={path} is not a model"),
         "nothing fits": ([f"model.init_from={OFFICIAL_FIXTURE}"], "none of its weights fits these networks (no "
-                         "weight tensor has the same name and shape): model.generator.channel_base=128 here, 512 in"),
+                         "weight tensor has the same name and shape): model.generator.channel_base=512 in the file, "
+                         "128 here"),
         "freeze_d too large": (["model.freeze_d=4"], "model.freeze_d=4 must be an integer in [0, 3]"),
     }[kind]
     assert expected in refusal(capsys, _argv(tmp_path / "run", *overrides))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..networks.kwargs import differences
 from ..preflight import check as check_config
 from .config import ConfigError
 from .module import StyleGAN2Module
@@ -23,12 +24,6 @@ def check_run(total_kimg: float, batch_size: int | None, model: StyleGAN2Module)
         raise ConfigError(f"data.batch_size={batch_size} (per device) is not a multiple of "
                           f"model.discriminator.mbstd_group_size={group}: the minibatch-std layer splits the batch "
                           "into groups of that size; change either")
-
-
-def _differences(saved: dict, current: dict, prefix: str) -> list[str]:
-    keys = sorted(set(saved) | set(current))
-    return [f"{prefix}.{k}={saved.get(k)!r} in the checkpoint, {current.get(k)!r} here" for k in keys
-            if saved.get(k) != current.get(k)]
 
 
 def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
@@ -49,8 +44,8 @@ def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
         raise ConfigError(f"ckpt_path={ckpt_path} is not a stylegan-train checkpoint (no 'stylegan' / 'state_dict'); "
                           "official-format weights are evaluated with stylegan-evaluate, not resumed")
     state = ckpt["stylegan"]
-    diffs = (_differences(state.get("G_kwargs", {}), model.G.init_kwargs, "model.generator")
-             + _differences(state.get("D_kwargs", {}), model.D.init_kwargs, "model.discriminator"))
+    diffs = (differences(state.get("G_kwargs", {}), model.G.init_kwargs, "model.generator", "checkpoint")
+             + differences(state.get("D_kwargs", {}), model.D.init_kwargs, "model.discriminator", "checkpoint"))
     if diffs:
         raise ConfigError(f"ckpt_path={ckpt_path} was trained with other networks: {'; '.join(diffs[:4])}"
                           f"{' ...' if len(diffs) > 4 else ''}. Resume with the run's own config (its "

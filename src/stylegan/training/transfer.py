@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from ..networks import Discriminator, Generator
+from ..networks.kwargs import differences
 from ..official import load_official_file
 from .config import ConfigError
 
@@ -127,20 +128,10 @@ def _grouped(names: list[str], left: list[str]) -> str:
     return ", ".join(out)
 
 
-def _flat(kwargs: dict) -> dict:
-    """``mapping_kwargs`` spread out (``mapping_kwargs.num_layers``): a file may leave its defaults out."""
-    out = {k: v for k, v in kwargs.items() if not isinstance(v, dict)}
-    out.update({f"{k}.{kk}": vv for k, v in kwargs.items() if isinstance(v, dict) for kk, vv in v.items()})
-    return out
-
-
 def _differences(kwargs: dict[str, dict], model: nn.Module) -> str:
     """The network arguments (those that shape tensors) in which the file and this run differ."""
-    pairs = [("model.generator", kwargs["G"], model.G.init_kwargs), ("model.discriminator", kwargs["D"],
-                                                                      model.D.init_kwargs)]
-    diffs = [f"{key}.{k}={ours[k]!r} here, {theirs[k]!r} in the file" for key, theirs, ours in
-             ((key, _flat(theirs), _flat(ours)) for key, theirs, ours in pairs)
-             for k in sorted(set(theirs) & set(ours) - SHAPELESS) if theirs[k] != ours[k]]
+    diffs = [d for key, name, net in (("model.generator", "G", model.G), ("model.discriminator", "D", model.D))
+             for d in differences(kwargs[name], net.init_kwargs, key, "file", only_shared=True, ignore=SHAPELESS)]
     return f": {'; '.join(diffs[:4])}{' ...' if len(diffs) > 4 else ''}" if diffs else ""
 
 
