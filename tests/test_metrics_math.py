@@ -13,7 +13,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from metrics_testing import PixelDistance
 from stylegan.metrics.generate import LabelSampler
 from stylegan.metrics.kid import kernel_inception_distance, mmd2_unbiased
-from stylegan.metrics.ppl import path_distances, prepare_images, slerp, trimmed_mean
+from stylegan.metrics.ppl import path_distances, prepare_images, slerp_directions, trimmed_mean
 from stylegan.metrics.precision_recall import precision_recall
 
 
@@ -102,10 +102,10 @@ def test_slerp_endpoints_and_constant_angular_speed():
     a, b = _features(5, 7, 0), _features(5, 7, 1)
     unit = lambda x: x / x.norm(dim=1, keepdim=True)  # noqa: E731
     angle = torch.acos((unit(a) * unit(b)).sum(1))
-    assert torch.allclose(slerp(a, b, torch.zeros(5, 1, dtype=torch.float64)), unit(a), atol=1e-12)
-    assert torch.allclose(slerp(a, b, torch.ones(5, 1, dtype=torch.float64)), unit(b), atol=1e-12)
+    assert torch.allclose(slerp_directions(a, b, torch.zeros(5, 1, dtype=torch.float64)), unit(a), atol=1e-12)
+    assert torch.allclose(slerp_directions(a, b, torch.ones(5, 1, dtype=torch.float64)), unit(b), atol=1e-12)
     for t in (0.25, 0.6):
-        s = slerp(a, b, torch.full((5, 1), t, dtype=torch.float64))
+        s = slerp_directions(a, b, torch.full((5, 1), t, dtype=torch.float64))
         assert torch.allclose(s.norm(dim=1), torch.ones(5, dtype=torch.float64))
         assert torch.allclose(torch.acos((unit(a) * s).sum(1)), t * angle, atol=1e-10)
 

@@ -20,8 +20,9 @@ from torch import nn
 from .generate import LabelSampler, batch_seed, batches_of_rank
 
 
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation of the directions of ``a`` and ``b`` (unit-norm result); ``t`` ``[N, 1]``."""
+def slerp_directions(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of the directions of ``a`` and ``b`` (unit-norm result, as the official PPL); ``t``
+    ``[N, 1]``. ``stylegan.tools.video.slerp`` interpolates the lengths too."""
     a = a / a.norm(dim=-1, keepdim=True)
     b = b / b.norm(dim=-1, keepdim=True)
     cos = (a * b).sum(dim=-1, keepdim=True).clamp(-1, 1)
@@ -86,7 +87,7 @@ def path_distances(G: nn.Module, distance: nn.Module, num: int, batch_size: int,
             ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)])
         else:
             z0, z1, t = z0.double(), z1.double(), t.double()  # the difference of the two points is ~epsilon
-            zs = torch.cat([slerp(z0, z1, t), slerp(z0, z1, t + epsilon)]).to(dtype)
+            zs = torch.cat([slerp_directions(z0, z1, t), slerp_directions(z0, z1, t + epsilon)]).to(dtype)
             ws = G.mapping(zs, torch.cat([c, c]))
         img = prepare_images(G.synthesis(ws, noise_mode="const"), crop)
         d = distance(*img.chunk(2))

@@ -21,7 +21,8 @@ FORMATS = (".gif", ".mp4")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation along the last dim, t in [0, 1] broadcast over it; lengths are interpolated too.
+    """Spherical interpolation along the last dim, t in [0, 1] broadcast over it; lengths are interpolated too (PPL's
+    ``slerp_directions`` keeps unit length).
     Exact at the ends (t = 0 gives ``a``, t = 1 gives ``b``); falls back to lerp for (anti)parallel vectors."""
     cos = (a * b).sum(-1, keepdim=True) / (a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True))
     theta = cos.clamp(-1, 1).acos()
