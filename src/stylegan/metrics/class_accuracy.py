@@ -30,7 +30,8 @@ def check_classifier(G: nn.Module, net: nn.Module, metric: str) -> None:
     classes = int(getattr(net, "num_classes", 0))
     if classes != c_dim:
         raise MetricSetupError(f"metric {metric!r}: the generator has c_dim={c_dim} but {net.name} knows {classes} "
-                               "classes; use a classifier for this data or drop the metric")
+                               "classes; use a classifier for this data or drop the metric (metrics=cpu: "
+                               "callbacks.metrics.conditional_metrics=[])")
 
 
 def requested(start: int, n: int, c_dim: int) -> torch.Tensor:
