@@ -86,7 +86,8 @@ def _train(cfg: DictConfig) -> float | None:
     interrupt.clear_partial_writes(checkpoint_dir(cfg))
     ckpt_path = checkpoint_to_resume(cfg)
     done = interrupt.finished_kimg(ckpt_path, cfg.total_kimg)
-    if done is not None:
+    if done is not None:  # the finished run must still be this config's (networks, frozen layers): else one line
+        preflight.check_resume(ckpt_path, instantiate(cfg.model))
         log.info("complete: %s reached total_kimg=%g (kimg %g); nothing to train", ckpt_path, cfg.total_kimg, done)
         return previous.get("optimized_metric")
     tracking.write_status(out, "running", info)
