@@ -328,23 +328,32 @@ def _package(key: str, conf: Path) -> str | None:
     return None if "_global_" in packages or len(packages) != 1 else packages.pop()
 
 
+def swept_overrides(hc, argv: list[str] | None = None) -> tuple[set[str], bool]:
+    """(keys or groups the sweep varies as the user wrote them: ``a=1,2``, ``range(..)``, ``choice(..)`` on the command
+    line and ``hydra.sweeper.params``; whether the command line parsed). Also names W&B runs (training/tracking.py)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = set((hc.sweeper.get("params") or {}).keys()) if "sweeper" in hc else set()
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a and not a.startswith("-")]
+    try:
+        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(args) if o.is_sweep_override()}
+    except Exception:  # an argv Hydra itself did not take
+        return keys, False
+    return keys, True
+
+
 def swept_keys(argv: list[str] | None = None) -> frozenset[str] | None:
     """In a Hydra multirun job: the config keys its sweep varies (sweep overrides on the command line,
     ``hydra.sweeper.params``); empty outside a multirun; None when a swept config group may change any key."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
 
     from .utils.config_dir import config_dir
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return frozenset()
-    hc = HydraConfig.get()
-    keys = set((hc.sweeper.get("params") or {}).keys()) if "sweeper" in hc else set()
-    args = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a and not a.startswith("-")]
-    try:
-        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(args) if o.is_sweep_override()}
-    except Exception:  # an argv Hydra itself did not take
+    keys, parsed = swept_overrides(HydraConfig.get(), argv)
+    if not parsed:
         return None
     packages = {_package(k, Path(config_dir())) for k in keys}
     return None if None in packages else frozenset(p for p in packages if p is not None)

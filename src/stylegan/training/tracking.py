@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from ..preflight import swept_overrides
 from ..utils.atomic import atomic_open
 
 STATUS_FILE = "status.json"
@@ -50,20 +51,6 @@ class JobInfo:
     tags: list[str] = field(default_factory=list)  # the config's ``tags``, once log_hyperparameters has seen it
 
 
-def _swept_keys(hc) -> set[str]:
-    """Keys that the sweep varies: sweep overrides on the command line (``a=1,2``, ``range(..)``, ``choice(..)``) and
-    ``hydra.sweeper.params``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    keys = set((hc.sweeper.get("params") or {}).keys()) if "sweeper" in hc else set()
-    argv = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(argv)
-    except Exception:  # an argv Hydra itself did not take; naming must never fail a run
-        return keys
-    return keys | {o.get_key_element() for o in parsed if o.is_sweep_override()}
-
-
 def job_info() -> JobInfo:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -74,7 +61,7 @@ def job_info() -> JobInfo:
     overrides = list(hc.overrides.task)
     if hc.mode != RunMode.MULTIRUN:
         return JobInfo(name=" ".join(overrides) or "run", overrides=overrides)
-    swept = _swept_keys(hc)
+    swept, _ = swept_overrides(hc)  # naming must never fail a run: what parsed
     varied = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
     sweep_dir = Path(str(hc.sweep.dir))
     return JobInfo(name=" ".join(varied or overrides) or f"job{hc.job.num}", group=sweep_dir.name,
