@@ -127,3 +127,20 @@ def test_reduce_best_through_the_command_takes_each_jobs_best_in_the_metrics_dir
             (line,) = [x for x in out.splitlines() if x.startswith(f"| **{g}** |") or x.startswith(f"| {g} |")]
             cells = [float(c.strip().strip("*")) for c in line.split("|")[2:4]]
             assert cells == pytest.approx([want[(g, "1")], want[(g, "10")]], rel=1e-3), (column, line)
+
+
+def test_every_reader_of_a_metric_takes_its_direction_from_one_rule():
+    """The report's best cell, early stopping's mode=auto and best.ckpt agree: class accuracy, precision and recall
+    up; distances and seconds down; a rate up."""
+    from stylegan.metrics.names import is_better
+    from stylegan.report.collect import best_of
+    from stylegan.training.early_stopping import MetricEarlyStopping
+
+    up = ["metrics/class_acc1k@mnist_lenet", "metrics/pr50k3_full_precision", "metrics/pr50k3_full_recall"]
+    down = ["metrics/fid50k_full", "metrics/fd1k_full@mnist_lenet", "metrics/kid50k_full", "metrics/ppl2_wend"]
+    for column in up + down:
+        want = 0.9 if column in up else 0.1
+        assert best_of([0.5, 0.9, float("nan"), 0.1], column) == want, column
+        assert is_better(0.9, 0.5, column) == (column in up), column
+        assert MetricEarlyStopping(monitor=column).mode == ("max" if column in up else "min"), column
+    assert best_of([3.0, 5.0], "timing/img_per_sec") == 5.0 and best_of([3.0, 5.0], "timing/sec_per_kimg") == 3.0

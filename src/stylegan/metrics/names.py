@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..utils.direction import higher_is_better
 from .extractors import MetricSetupError
 
 _COUNT = r"(\d+(?:\.\d+)?k|\d+)"
@@ -67,14 +68,6 @@ class MetricSpec:
             return [f"{base}_precision", f"{base}_recall"]
         stem, at = base.split("@", 1)
         return [f"{stem}_precision@{at}", f"{stem}_recall@{at}"]
-
-
-def higher_is_better(key: str) -> bool:
-    """Direction of a reported value (``metrics/`` prefix and ``@network`` suffix allowed): precision and recall
-    (Kynkaanniemi et al. 2019) and class accuracy are better when higher; FID, KID and PPL are distances, better
-    when lower."""
-    stem = str(key).rsplit("/", 1)[-1].split("@", 1)[0]
-    return stem.startswith("class_acc") or (stem.startswith("pr") and stem.endswith(("_precision", "_recall")))
 
 
 def is_better(value: float, best: float | None, key: str) -> bool:

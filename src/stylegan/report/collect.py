@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from ..utils.direction import higher_is_better as metric_higher_is_better
+
 
 class ReportError(ValueError):
     """A folder that is not a sweep, or a metric that no job logged; reported as one line."""
@@ -52,8 +54,11 @@ class Job:
 
 
 def higher_is_better(column: str) -> bool:
-    name = column.rsplit("/", 1)[-1]
-    return any(word in name for word in ("precision", "recall", "img_per_sec")) or name.startswith("is")
+    """``metrics/...``: the metric's own direction (:func:`stylegan.metrics.names.higher_is_better`: precision,
+    recall, class accuracy up; distances down); other columns: rates (``timing/img_per_sec``) up, the rest down."""
+    if column.startswith("metrics/"):
+        return metric_higher_is_better(column)
+    return column.rsplit("/", 1)[-1].endswith("per_sec")
 
 
 def best_of(values: list[float], column: str) -> float:

@@ -17,16 +17,11 @@ from typing import Any
 
 import lightning as L
 
+from ..metrics.names import higher_is_better
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "min", "max")
-
-
-def higher_is_better(key: str) -> bool:
-    """``auto``'s direction: precision and recall improve upwards; FID, KID and PPL (distances) downwards."""
-    stem = str(key).rsplit("/", 1)[-1].split("@", 1)[0]
-    return stem.endswith(("_precision", "_recall"))
 
 
 def improves(value: float, best: float | None, mode: str, min_delta: float) -> bool:
@@ -40,7 +35,8 @@ def improves(value: float, best: float | None, mode: str, min_delta: float) -> b
 
 class MetricEarlyStopping(L.Callback):
     """Stop when ``monitor`` (``metrics/<name>`` as logged, or ``<name>``) has not improved for ``patience``
-    evaluations. ``mode``: min | max | auto (max for precision/recall, else min). ``monitor: null``: off."""
+    evaluations. ``mode``: min | max | auto (max for precision, recall, class accuracy: utils/direction.py; else
+    min). ``monitor: null``: off."""
 
     def __init__(self, monitor: str | None = None, patience: int = 3, mode: str = "auto",
                  min_delta: float = 0.0) -> None:
