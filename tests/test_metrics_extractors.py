@@ -11,7 +11,7 @@ import torch
 from metrics_testing import PixelFeatures
 from stylegan.data.stream import to_float
 from stylegan.metrics import MetricSetupError, build_extractor, build_lpips
-from stylegan.metrics.extractors import extract_features, resolve_extractor, to_uint8
+from stylegan.metrics.extractors import extract_features, resolve_extractor, to_rgb_uint8
 from stylegan.metrics.names import parse_metrics
 from stylegan.metrics.runner import build_networks
 
@@ -60,21 +60,21 @@ def test_unknown_kind_and_bad_modules_are_rejected():
 
 
 def test_uint8_conversion_inverts_the_data_pipeline_exactly():
-    """Reals: uint8 -> data's float [-1, 1] -> to_uint8 is the identity on all 256 values; gray -> RGB."""
+    """Reals: uint8 -> data's float [-1, 1] -> to_rgb_uint8 is the identity on all 256 values; gray -> RGB."""
     values = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
-    back = to_uint8(to_float(values))
+    back = to_rgb_uint8(to_float(values))
     assert back.shape == (1, 3, 16, 16) and all(torch.equal(back[:, i : i + 1], values) for i in range(3))
     # generated images: (x * 127.5 + 128) clamped and truncated, as the official metrics
     x = torch.tensor([-2.0, -1.0, 0.0, 0.999, 1.0, 3.0]).reshape(1, 3, 2, 1)
     expected = np.clip(x.numpy() * 127.5 + 128, 0, 255).astype(np.uint8)
-    assert np.array_equal(to_uint8(x).numpy(), expected)
+    assert np.array_equal(to_rgb_uint8(x).numpy(), expected)
 
 
 def test_extraction_matches_one_call_and_reports_images_per_second(capsys):
     net = PixelFeatures()
     images = torch.rand(10, 1, 32, 32) * 2 - 1
     feats = extract_features(net, images.split(3), total=10, desc="test", progress=True)
-    assert torch.allclose(feats, net(to_uint8(images)), atol=1e-6) and feats.shape == (10, 16)
+    assert torch.allclose(feats, net(to_rgb_uint8(images)), atol=1e-6) and feats.shape == (10, 16)
     err = capsys.readouterr()
     assert "img/s" in err.out + err.err and "10 images" in err.out + err.err
 

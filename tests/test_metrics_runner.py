@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from metrics_testing import PixelDistance, PixelFeatures
 from stylegan.data import ImageDataModule
 from stylegan.metrics import MetricRunner, Networks, frechet_distance
-from stylegan.metrics.extractors import to_uint8
+from stylegan.metrics.extractors import to_rgb_uint8
 from stylegan.metrics.generate import LabelSampler, generated_batches, run_sharded
 from stylegan.networks import Generator
 
@@ -61,8 +61,8 @@ def test_frechet_value_equals_a_direct_computation_on_the_same_images():
     dm, G, net = _data(64), _G(), PixelFeatures()
     got = MetricRunner(["fid40"], Networks(features=net), batch_size=16, progress=False).run(G, dm, "cpu")
     imgs = torch.cat(list(generated_batches(G, 40, 16, 0, LabelSampler(None, 0), torch.device("cpu"))))
-    fake = net(to_uint8(imgs)).double()
-    real = net(to_uint8(dm.real_images(64)[:40])).double()
+    fake = net(to_rgb_uint8(imgs)).double()
+    real = net(to_rgb_uint8(dm.real_images(64)[:40])).double()
     expected = frechet_distance(real.mean(0), real.T.cov(), fake.mean(0), fake.T.cov())
     assert got["fd40@pixproj"] == pytest.approx(expected, rel=1e-9)
 
@@ -130,7 +130,7 @@ def _evaluate(cache_dir: str) -> tuple[dict[str, float], torch.Tensor]:
     values = runner.run(G, dm, "cpu")
     labels = LabelSampler(None, 0)
     feats = run_sharded(lambda r, w: generated_batches(G, 50, 8, 0, labels, torch.device("cpu"), r, w),
-                        lambda x: PixelFeatures()(to_uint8(x)),
+                        lambda x: PixelFeatures()(to_rgb_uint8(x)),
                         50, 8, 16, torch.device("cpu"))
     return values, feats
 

@@ -55,7 +55,7 @@ def test_unconditional_grid_is_square_in_sample_order():
 def test_one_quantization_for_grids_and_metrics_the_official_one():
     """Sample grids / saved images and metric features quantize alike, as the official code: floor(x * 127.5 + 128)
     clipped, i.e. half-way values round up (torch.round would round them to even)."""
-    from stylegan.metrics.extractors import to_uint8 as metric_uint8
+    from stylegan.metrics.extractors import to_rgb_uint8 as metric_uint8
 
     k = torch.arange(0, 255, dtype=torch.float64)
     half_way = ((k + 0.5) / 127.5 - 1).reshape(1, 1, 15, 17)  # between two levels (up to float64 rounding)

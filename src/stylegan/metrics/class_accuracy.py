@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .extractors import MetricSetupError, to_uint8
+from .extractors import MetricSetupError, to_rgb_uint8
 from .generate import _forked_rng, batch_seed, batches_of_rank, run_sharded
 
 
@@ -50,7 +50,7 @@ def _hits(G: nn.Module, net: nn.Module, num: int, batch_size: int, seed: int, de
         with _forked_rng(device):
             torch.manual_seed(s)  # the synthesis noise
             img = G(z, c, noise_mode="random")
-        yield (net.classify(to_uint8(img)).argmax(1) == want).to(torch.float64).unsqueeze(1)
+        yield (net.classify(to_rgb_uint8(img)).argmax(1) == want).to(torch.float64).unsqueeze(1)
 
 
 def class_accuracy(G: nn.Module, net: nn.Module, num: int, batch_size: int, seed: int,

@@ -55,7 +55,7 @@ class PerceptualDistance(nn.Module):
     standard: bool = False
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
+def to_rgb_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] to uint8 RGB ``[N, 3, H, W]`` (the official quantization,
     :func:`stylegan.utils.images.quantize`); a gray channel is repeated to three."""
     out = quantize(images)
@@ -195,7 +195,7 @@ def extract_features(
     start = time.perf_counter()
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True, leave=False) as bar:
         for batch in batches:
-            out.append(extractor(to_uint8(batch.to(device))).to("cpu", torch.float32))
+            out.append(extractor(to_rgb_uint8(batch.to(device))).to("cpu", torch.float32))
             bar.update(len(batch))
     if progress and out:
         n = sum(len(x) for x in out)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .cache import cache_path, load_cached, save_cached
 from .class_accuracy import check_classifier, class_accuracy
-from .extractors import MetricSetupError, extract_features, resolve_distance, resolve_extractor, standard, to_uint8
+from .extractors import MetricSetupError, extract_features, resolve_distance, resolve_extractor, standard, to_rgb_uint8
 from .frechet import FeatureStats, frechet_distance
 from .generate import LabelSampler, any_rank, generated_batches, rank_world, run_sharded
 from .kid import kernel_inception_distance
@@ -225,4 +225,4 @@ class MetricRunner:
         return trimmed_mean(d)
 
 
-__all__ = ["MetricRunner", "Networks", "build_networks", "to_uint8"]
+__all__ = ["MetricRunner", "Networks", "build_networks", "to_rgb_uint8"]

@@ -23,7 +23,8 @@ def quantize(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> torch.
 
 
 def to_uint8(img: torch.Tensor, drange: tuple[float, float] = (-1, 1)) -> np.ndarray:
-    """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 numpy (:func:`quantize`)."""
+    """[N, C, H, W] float in ``drange`` -> [N, H, W, C] uint8 numpy (:func:`quantize`), for image files and grids;
+    the metrics' extractors take torch ``[N, 3, H, W]`` from ``stylegan.metrics.extractors.to_rgb_uint8``."""
     return quantize(img.cpu().to(torch.promote_types(img.dtype, torch.float32)), drange).permute(0, 2, 3, 1).numpy()
 
 

@@ -6,7 +6,7 @@ shipped here; the demo trains on all 5000, so there is no digit the demo never s
 (``mnist_lenet.json`` beside the weights). Its distances are reported as ``fd..@mnist_lenet`` / ``kd..@mnist_lenet``:
 they are not FID, and only comparable with numbers from the same weights on the same data.
 
-Input: uint8 ``[N, C, H, W]`` (what :func:`stylegan.metrics.extractors.to_uint8` feeds the extractors: a gray image
+Input: uint8 ``[N, C, H, W]`` (what :func:`stylegan.metrics.extractors.to_rgb_uint8` feeds the extractors: a gray image
 repeated to three channels). Three channels are averaged to gray; sizes other than 32x32 are resized with
 antialiased bilinear filtering (the built-in data at other resolutions is the padded 32x32 digit resized).
 """
