@@ -21,11 +21,17 @@ def _compose(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-def test_tiny_uses_the_cpu_metrics_by_default_and_metrics_none_turns_them_off():
-    m = _compose("experiment=tiny").callbacks.metrics
+@pytest.mark.parametrize("preset", [["experiment=tiny"], ["scale=cpu"], ["ablation=table2", "scale=cpu"],
+                                    ["experiment=config_e", "scale=cpu"]])
+def test_cpu_presets_use_the_cpu_metrics_by_default_and_metrics_none_turns_them_off(preset):
+    m = _compose(*preset).callbacks.metrics
     assert list(m.metrics) == ["fid1k_full"] and list(m.conditional_metrics) == ["class_acc1k"]
     assert m.feature_extractor["_target_"] == "stylegan.metrics.judges.MnistLeNet"
-    assert _compose("experiment=tiny", "metrics=none").callbacks.metrics is None
+    assert _compose(*preset, "metrics=none").callbacks.metrics is None
+
+
+def test_the_demo_and_the_gpu_presets_keep_their_metrics():
+    assert _compose("experiment=paper256").callbacks.metrics is None
     assert _compose("experiment=mnist_demo").callbacks.metrics is None  # the demo stays as measured
 
 

@@ -204,7 +204,7 @@ def test_minibatch_schedule_follows_the_resolution_and_is_checked():
 
 # ----------------------------------------------------------------------------------------------- real runs
 def _train(tmp, *overrides, wait: bool = True) -> subprocess.Popen:
-    return train_process("experiment=config_d", "scale=cpu", f"hydra.run.dir={tmp}",
+    return train_process("experiment=config_d", "scale=cpu", "metrics=none", f"hydra.run.dir={tmp}",
                          "callbacks.progress.refresh_rate=0", "data.batch_size=8",
                          "model.progressive.training_kimg=0.016", "model.progressive.transition_kimg=0.032",
                          "callbacks.samples.every_kimg=100", "logger=csv", "trainer.log_every_n_steps=1", *overrides,

@@ -229,7 +229,7 @@ def test_hydra_config_a_scale_cpu_runs(tmp_path):
     """The real entry point: experiment=config_a scale=cpu builds StyleGAN1's G and trains it with the official
     minibatch at 8x8 (256: one iteration passes total_kimg=0.032); on MNIST's labels, conditioned as the TF code
     (LabelConcat in G's mapping, D's label switch)."""
-    in_process("experiment=config_a", "scale=cpu", "total_kimg=0.032", "data.use_labels=true",
+    in_process("experiment=config_a", "scale=cpu", "metrics=none", "total_kimg=0.032", "data.use_labels=true",
                "model.generator.c_dim=10", f"hydra.run.dir={tmp_path}", "callbacks.progress.refresh_rate=0")
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (ckpt["stylegan"]["iteration"], ckpt["stylegan"]["cur_nimg"], ckpt["stylegan"]["lod"]) == (1, 256, 2.0)
