@@ -119,6 +119,7 @@ class RevisedLayer(SynthesisLayer):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, demodulate=False, **kwargs)
+        self.pre_norm = nn.Identity()  # a hook point (stylegan.analysis: droplets); no parameters
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
@@ -127,7 +128,7 @@ class RevisedLayer(SynthesisLayer):
         styles = float32_styles(self.affine, w)
         x = modulated_conv2d(x, self.weight, styles, up=self.up, demodulate=False,
                              resample_filter=self.resample_filter, fused=fused_modconv)
-        x = std_norm(x)
+        x = std_norm(self.pre_norm(x))
         noise = self.noise(x, noise_mode)
         if noise is not None:
             x = x + noise.to(x.dtype)
@@ -157,6 +158,7 @@ class AdaINLayer(_StyleLayer):
         self.affine = FullyConnectedLayer(w_dim, 2 * out_channels, bias_init=1)
         with torch.no_grad():
             self.affine.bias[out_channels:] = 0
+        self.pre_norm = nn.Identity()  # a hook point (stylegan.analysis: droplets); no parameters
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random", fused_modconv: bool = True,
@@ -170,7 +172,7 @@ class AdaINLayer(_StyleLayer):
         noise = self.noise(x, noise_mode)
         if noise is not None:
             x = x + noise.to(x.dtype)
-        x = instance_norm(self.activate(x, 1.0))
+        x = instance_norm(self.pre_norm(self.activate(x, 1.0)))
         scale, shift = float32_styles(self.affine, w).to(x.dtype).chunk(2, dim=1)
         x = x * scale[:, :, None, None] + shift[:, :, None, None]
         return x * gain if gain != 1 else x

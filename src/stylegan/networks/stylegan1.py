@@ -60,6 +60,7 @@ class StyleGAN1Layer(nn.Module):
         self.affine = FullyConnectedLayer(w_dim, 2 * out_channels, bias_init=1)  # [scale (init 1), shift (init 0)]
         with torch.no_grad():
             self.affine.bias[out_channels:] = 0
+        self.pre_norm = nn.Identity()  # a hook point (stylegan.analysis: droplets); no parameters
 
     def conv(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.to(x.dtype) * self.weight_gain
@@ -85,7 +86,7 @@ class StyleGAN1Layer(nn.Module):
         x = F.leaky_relu(x + self.bias.to(x.dtype)[None, :, None, None], 0.2)
         with no_autocast(x.device.type):  # the statistics in at least float32, as the official instance_norm
             dtype = torch.promote_types(x.dtype, torch.float32)
-            x = instance_norm(x.to(dtype))
+            x = instance_norm(self.pre_norm(x.to(dtype)))
             scale, shift = float32_styles(self.affine, w).to(dtype).chunk(2, dim=1)
             x = x * scale[:, :, None, None] + shift[:, :, None, None]
         x = x * gain if gain != 1 else x

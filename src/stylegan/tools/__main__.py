@@ -5,6 +5,7 @@
     stylegan video --model MODEL --seeds 0-7 --grid 2x2 [--space z|w] [--frames 60] --out walk.mp4
     stylegan project --model MODEL --target photo.png --outdir proj [--steps 1000] [--w-plus] [--save-video]
     stylegan export --model MODEL g.safetensors
+    stylegan analyze droplets|contributions --model MODEL|RUN_DIR --out DIR [--seeds 0-7]   (StyleGAN2 Figs. 1, 8)
 
 The official scripts' commands work as printed in their READMEs with ``python`` replaced by ``stylegan``
 (``stylegan gen_images.py --outdir=out --trunc=1 --seeds=2 --network=ffhq.pkl``): the subcommands answer to
@@ -190,6 +191,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path} and {path.with_suffix('.json')}")
 
 
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from ..analysis.command import analyze
+
+    analyze(args, load_model, _device(args.device))
+
+
 # the official scripts' names (stylegan2-ada-pytorch, stylegan3), so that their commands work with `stylegan`
 ALIASES = {"generate": ["generate.py", "gen_images", "gen_images.py"], "mix": ["style_mixing", "style_mixing.py"],
            "video": ["gen_video", "gen_video.py"], "project": ["projector", "projector.py"]}
@@ -275,6 +282,18 @@ def build_parser() -> argparse.ArgumentParser:
     _model(exp, "checkpoint or official-format weights")
     exp.add_argument("out", help="output .safetensors path")
     exp.set_defaults(run=cmd_export)
+    ana = sub.add_parser("analyze", help="the StyleGAN2 paper's analyses: droplets (Fig. 1: spike ratio and "
+                         "co-location per layer) | contributions (Fig. 8: each resolution's share, skip G)")
+    ana.add_argument("analysis", choices=("droplets", "contributions"))
+    _model(ana, "checkpoint, official weights or .pkl, or .safetensors; for contributions also a run folder (its "
+           "checkpoints/snapshot-*.ckpt, against kimg)")
+    ana.add_argument("--out", required=True, help="folder for <analysis>.csv and <analysis>.png")
+    ana.add_argument("--seeds", help="seeds and inclusive ranges (default 0-7 for droplets, 0-63 for contributions)")
+    ana.add_argument("--noise-mode", default="const", help="const (default) | random | none")
+    ana.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional G")
+    ana.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8 CPU, 64 GPU)")
+    ana.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
+    ana.set_defaults(run=cmd_analyze)
     return parser
 
 
