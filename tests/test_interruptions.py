@@ -159,7 +159,8 @@ def test_sigterm_to_a_ddp_sweep_stops_it_after_that_jobs_checkpoint_and_a_rerun_
     """A sweep of two identical 2-process gloo jobs and a 1-process one. SIGTERM to the launcher alone (a
     container's PID 1) during job 1: rank 1, which got no signal, stops at the same step (else it would wait in a
     collective), job 1's checkpoint holds both ranks' RNG streams, job 2 does not start, exit code 143. The re-run
-    skips the finished job 0 untouched, continues job 1 to end bit for bit as job 0, and runs job 2."""
+    skips the finished job 0 untouched, continues job 1 (under another seed) to end bit for bit as job 0, and runs
+    job 2."""
     sweep_dir = tmp_path / "sweep"
     cmd = ["-m", f"hydra.sweep.dir={sweep_dir}", *SMALL, "trainer=ddp_sim,ddp_sim,cpu", "total_kimg=0.192",
            "ckpt_path=auto"]
@@ -172,8 +173,9 @@ def test_sigterm_to_a_ddp_sweep_stops_it_after_that_jobs_checkpoint_and_a_rerun_
     assert len(_load(ckpt[1])["stylegan"]["rng_per_rank"]) == 2
     assert not (sweep_dir / "2" / "status.json").exists() and "job 2 not started" in out, out[-3000:]
     done = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (ckpt[0], sweep_dir / "0" / "status.json")}
-    rerun = subprocess.run([sys.executable, "-m", "stylegan.train", *cmd], env=run_env(), capture_output=True,
-                           text=True, timeout=600)
+    # another seed: a job 1 that ignored its checkpoint and started again from zero would end elsewhere than job 0
+    rerun = subprocess.run([sys.executable, "-m", "stylegan.train", *cmd, "seed=7"], env=run_env(),
+                           capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in done} == done  # job 0 was finished: untouched
     for j in range(3):

@@ -89,9 +89,10 @@ def test_bad_data_is_one_clear_line(tmp_path, capsys):
 
 
 # (global, 1 process) is implied by (global, DDP): the shared generator's state is restored on every rank there;
-# (per_rank, 1 process) is test_progressive's config_d run, killed in the middle of a fade
-@pytest.mark.slow  # about 40 s each: started early, they do not trail the suite (conftest)
-@pytest.mark.parametrize("draws", ["per_rank", "global"])
+# (per_rank, 1 process) is test_progressive's config_d run, killed in the middle of a fade; (per_rank, DDP) is
+# test_interruptions' SIGTERM sweep (2 gloo processes, noise on, resumed under another seed)
+@pytest.mark.slow  # about 40 s: started early, it does not trail the suite (conftest)
+@pytest.mark.parametrize("draws", ["global"])
 def test_exact_resume_after_sigkill_under_ddp(tmp_path, draws):
     """N iterations straight == N/2, SIGKILL, resume to N: identical G, D, G_ema and optimizer states (with the
     torch RNG, or with the shared generator of ``model.draws=global``, restored from the checkpoint). Under DDP
