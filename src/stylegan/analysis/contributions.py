@@ -116,6 +116,8 @@ def figure(rows: list[tuple[float | None, dict[int, float]]], path: Path) -> Pat
         stacked = np.array([[shares(stds)[r] for _, stds in rows] for r in resolutions])
         ax.stackplot(kimg, stacked, labels=[f"{r}x{r}" for r in resolutions])
         ax.set_xlabel("kimg")
+        if len(kimg) > 1 and all(np.isfinite(kimg)):
+            ax.set_xlim(min(kimg), max(kimg))
         ax.set_ylim(0, 100)
         ax.legend(loc="upper left", fontsize=7, reverse=True)
     ax.set_ylabel("contribution (% of the summed std)")
