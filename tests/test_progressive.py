@@ -198,6 +198,10 @@ def test_minibatch_schedule_follows_the_resolution_and_is_checked():
             schedule_minibatch(ProgressiveConfig(minibatch=minibatch), G, D, dm, world)
     with pytest.raises(ConfigError, match="needs a data module with a batch_schedule"):
         schedule_minibatch(cfg, G, D, object(), 1)
+    # null (model.progressive.minibatch=null on the command line) lists no resolution: data.batch_size everywhere
+    unlisted = ProgressiveConfig(training_kimg=1, transition_kimg=1, minibatch=None, batch_gpu=None, g_lr=None)
+    assert (unlisted.minibatch, unlisted.batch_gpu, unlisted.g_lr) == ({}, {}, {})
+    assert [MinibatchSchedule(R, unlisted)(n) for n in (0, 1500, 10**6)] == [None, None, None]
     with pytest.raises(ValueError, match=r"powers of two >= 4.*48: 16"):
         ProgressiveConfig(minibatch={48: 16})
 

@@ -47,10 +47,11 @@ class ProgressiveConfig:
             raise ValueError(f"progressive.start_resolution must be a power of two >= 4, got {r!r}")
         if self.training_kimg < 0 or self.transition_kimg < 0:
             raise ValueError("progressive.training_kimg and transition_kimg must be >= 0")
-        object.__setattr__(self, "g_lr", {int(k): float(v) for k, v in dict(self.g_lr).items()})
-        object.__setattr__(self, "d_lr", {int(k): float(v) for k, v in dict(self.d_lr).items()})
+        # a dict per resolution, or null (from the command line: `model.progressive.minibatch=null`): none listed
+        object.__setattr__(self, "g_lr", {int(k): float(v) for k, v in dict(self.g_lr or {}).items()})
+        object.__setattr__(self, "d_lr", {int(k): float(v) for k, v in dict(self.d_lr or {}).items()})
         for key in ("minibatch", "batch_gpu"):
-            sizes = {int(k): v for k, v in dict(getattr(self, key)).items()}
+            sizes = {int(k): v for k, v in dict(getattr(self, key) or {}).items()}
             bad = [f"{k}: {v!r}" for k, v in sizes.items()
                    if k < 4 or k & (k - 1) or isinstance(v, bool) or not isinstance(v, int) or v < 1]
             if bad:
