@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..utils.checkpoint_write import save_on_every_rank
 from .names import higher_is_better, is_better
 from .runner import MetricRunner, build_networks
 
@@ -138,5 +139,5 @@ class MetricsCallback(L.Callback):
         if value is not None and math.isfinite(value) and is_better(value, self.best, self.best_metric):
             self.best, self.best_kimg = value, kimg
             if self.dirpath is not None:
-                trainer.save_checkpoint(self.dirpath / "best.ckpt", weights_only=False)
+                save_on_every_rank(trainer, self.dirpath / "best.ckpt")  # a failed write raises on every rank
         return values

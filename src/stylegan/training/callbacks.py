@@ -16,12 +16,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..utils.atomic import atomic_open
+from ..utils.checkpoint_write import CheckpointWriteError, save_on_every_rank
 from ..utils.images import make_grid, save_image
 from .tracking import log_image
-
-
-class CheckpointWriteError(RuntimeError):
-    """A checkpoint could not be written (disk full, quota, permission): one line, the previous one is intact."""
 
 
 class _Sink:
@@ -135,20 +132,6 @@ class SampleGrid(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._write(trainer, pl_module, "fakes_final.png")
-
-
-def save_on_every_rank(trainer, path: Path) -> None:
-    """``trainer.save_checkpoint`` (all ranks call it; rank 0 writes): a full checkpoint (optimizers, loops, RNG).
-    A failed write raises :class:`CheckpointWriteError` on every rank, so none is left waiting for rank 0."""
-    error = None
-    try:
-        trainer.save_checkpoint(path, weights_only=False)
-    except CheckpointWriteError as e:
-        error = e
-        trainer.strategy.barrier("Trainer.save_checkpoint")  # the one rank 0 skipped when it raised
-    line = trainer.strategy.broadcast(str(error) if error else None, src=0)
-    if line is not None:
-        raise error or CheckpointWriteError(line)
 
 
 class KimgCheckpoint(L.Callback):

@@ -47,7 +47,10 @@ class MetricEarlyStopping(L.Callback):
             raise ConfigError(f"callbacks.early_stopping.mode={mode!r}: use auto, min or max")
         if not float(min_delta) >= 0:
             raise ConfigError(f"callbacks.early_stopping.min_delta={min_delta!r} must be >= 0")
-        self.monitor = None if monitor in (None, "") else str(monitor)
+        # every key the metrics callback logs starts with metrics/: prefixed here, before a resume restores the state
+        # (Lightning loads callback states before on_fit_start), so that the saved key matches
+        self.monitor = None if monitor in (None, "") else (
+            str(monitor) if str(monitor).startswith("metrics/") else f"metrics/{monitor}")
         self.patience, self.min_delta = patience, float(min_delta)
         self.mode = mode if mode != "auto" or self.monitor is None else ("max" if higher_is_better(monitor) else "min")
         self.best: float | None = None
@@ -81,8 +84,6 @@ class MetricEarlyStopping(L.Callback):
         if self.monitor is None:
             return
         keys = [f"metrics/{k}" for k in self._metrics.runner.keys()]  # noqa: SIM118 (a method, not a dict)
-        if self.monitor not in keys and f"metrics/{self.monitor}" in keys:
-            self.monitor = f"metrics/{self.monitor}"
         if self.monitor not in keys:
             from ..metrics.extractors import MetricSetupError
 
