@@ -39,7 +39,8 @@ class _Sink:
         self.f.flush()
 
 
-def _saved_kimg(path: Path) -> float | None:
+def saved_kimg(path: Path | str) -> float | None:
+    """The kimg a stylegan-train checkpoint was saved at; None for a file that is not one (or does not load)."""
     try:
         return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["stylegan"]["cur_nimg"]) / 1000
     except Exception:
@@ -49,7 +50,7 @@ def _saved_kimg(path: Path) -> float | None:
 def write_failure_line(path: Path, e: OSError) -> str:
     """``could not write checkpoint <path>: <strerror> (<ERRNO>); the previous one (kimg K) is intact; ...``."""
     reason = f"{os.strerror(e.errno)} ({errno.errorcode.get(e.errno, e.errno)})" if e.errno else str(e)
-    kimg = _saved_kimg(path) if path.is_file() else None
+    kimg = saved_kimg(path) if path.is_file() else None
     previous = (f"the previous {path.name} (kimg {kimg:g}) is intact" if kimg is not None
                 else f"the previous {path.name} is untouched" if path.exists() else f"no earlier {path.name} exists")
     return (f"could not write checkpoint {path}: {reason}; {previous}. Free space (or fix the folder's quota or "

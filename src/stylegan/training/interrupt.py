@@ -29,7 +29,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..utils.atomic import remove_partial_writes
-from .callbacks import KimgCheckpoint
+from .callbacks import KimgCheckpoint, saved_kimg
 
 log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -169,13 +169,8 @@ class StopOnSignal(L.Callback):
 def finished_kimg(ckpt_path: str | None, total_kimg) -> float | None:
     """The kimg of ``ckpt_path`` if it already reached ``total_kimg`` (the run is complete), else None (also for an
     unreadable file: the resume checks report that)."""
-    if ckpt_path is None:
-        return None
-    try:
-        nimg = int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["stylegan"]["cur_nimg"])
-        return nimg / 1000 if nimg >= float(total_kimg) * 1000 else None
-    except Exception:
-        return None
+    kimg = None if ckpt_path is None else saved_kimg(ckpt_path)
+    return kimg if kimg is not None and round(kimg * 1000) >= float(total_kimg) * 1000 else None  # nimg, exact
 
 
 @rank_zero_only
