@@ -236,3 +236,37 @@ def test_a_full_disk_at_a_checkpoint_write_is_one_line_and_the_previous_checkpoi
     status = json.loads((run / "status.json").read_text())
     assert status["status"] == "failed" and status["error"] == line.removeprefix("stylegan-train: error: ")
     assert not list(ckpt.parent.glob(".*tmp*"))
+
+
+def test_a_rank_that_exits_143_first_does_not_get_rank_0_killed_once_it_stopped_watching():
+    """Lightning's launcher SIGKILLs rank 0 when a rank it started exits non-zero (CI saw the DDP sweep above end
+    with -9: rank 1 left with 143 while rank 0 wrote status.json). A real watcher, on a stand-in rank 0 (a sleeping
+    process) and a rank that exits 143: it kills the stand-in, unless rank 0 stopped it watching first."""
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    from stylegan.training.interrupt import stop_watching_children
+
+    def watch() -> tuple[_ChildProcessObserver, subprocess.Popen]:
+        main = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        rank = subprocess.Popen([sys.executable, "-c", "raise SystemExit(143)"])
+        rank.wait()
+        watcher = _ChildProcessObserver(main_pid=main.pid, child_processes=[rank], sleep_period=0)
+        watcher.daemon = True
+        return watcher, main
+
+    watcher, main = watch()
+    watcher.start()  # as Lightning does: it looks, finds 143 and kills the main process
+    assert main.wait(timeout=30) == -signal.SIGKILL
+    watcher, main = watch()
+    try:
+        assert stop_watching_children() == 0  # not started yet: not among the threads
+        watcher._sleep_period = 0.2
+        watcher.start()
+        assert stop_watching_children() == 1
+        watcher.join(timeout=30)
+        assert not watcher.is_alive()
+        with pytest.raises(subprocess.TimeoutExpired):  # ended without killing it
+            main.wait(timeout=1)
+    finally:
+        main.kill()
+        main.wait()

@@ -133,6 +133,19 @@ def as_interruption(e: BaseException) -> RunInterrupted | None:
     return None
 
 
+def stop_watching_children() -> int:
+    """Lightning's launcher (rank 0 of a one-machine DDP run) watches the ranks it started and SIGKILLs itself when
+    one exits with a non-zero code: after a signal every rank exits with 128 + it, and a rank that exits before rank
+    0 finished its checkpoint, status.json and loggers would kill it. Called by rank 0 at the stop, before a barrier
+    (so no rank has left yet): the watchers then end at their next look. Returns how many."""
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    watchers = [t for t in threading.enumerate() if isinstance(t, _ChildProcessObserver)]
+    for t in watchers:
+        t._run = lambda: True  # its loop ends without looking at the ranks' exit codes
+    return len(watchers)
+
+
 def _agreed(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
     """The largest signal number any rank received (0: none); every rank calls this after every step. Under DDP one
     4-byte all-reduce; Lightning's own loop already waits on a broadcast each step, so it drains no extra queue."""
@@ -156,6 +169,9 @@ class StopOnSignal(L.Callback):
         signum = _agreed(trainer, pl_module)
         if not signum or pl_module.cur_nimg >= pl_module.total_kimg * 1000:
             return
+        if trainer.is_global_zero:
+            stop_watching_children()
+        trainer.strategy.barrier("stop-on-signal")  # no rank leaves before rank 0 stopped watching them
         saver = next((cb for cb in trainer.callbacks if isinstance(cb, KimgCheckpoint)), None)
         if saver is None and trainer.is_global_zero:
             log.warning("no checkpoint callback (callbacks.checkpoint): nothing written at the stop")
