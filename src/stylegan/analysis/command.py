@@ -1,5 +1,9 @@
-"""``stylegan analyze droplets|contributions --model M --out DIR``: every input checked first (one line, exit 2, no
-file written), then the measurement, ``<analysis>.csv`` and ``<analysis>.png`` in DIR."""
+"""``stylegan analyze droplets|contributions|ppl|attribution --model M --out DIR``: every input checked first (one
+line, exit 2, no file written), then the measurement, ``<analysis>.csv`` and ``<analysis>.png`` in DIR.
+
+``ppl`` and ``attribution`` live in modules of their own (:mod:`.ppl_samples`, :mod:`.attribution`), each with
+``options(parser)`` (its own command-line options), ``check(G, path, args)`` (before any work) and
+``run(G, opts, args, out) -> list[Path]``."""
 
 from __future__ import annotations
 
@@ -11,8 +15,21 @@ import torch
 
 from ..networks import Generator
 
-ANALYSES = ("droplets", "contributions")
-DEFAULT_SEEDS = {"droplets": "0-7", "contributions": "0-63"}
+ANALYSES = ("droplets", "contributions", "ppl", "attribution")
+DEFAULT_SEEDS = {"droplets": "0-7", "contributions": "0-63", "ppl": "0-999", "attribution": "0-15"}
+MODULES = {"ppl": "ppl_samples", "attribution": "attribution"}  # analyses with options and a run() of their own
+
+
+def _module(analysis: str):
+    from importlib import import_module
+
+    return import_module(f".{MODULES[analysis]}", __package__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the analyses that have their own (after the common ones)."""
+    for analysis in MODULES:
+        _module(analysis).options(parser)
 
 
 def _models(args: argparse.Namespace) -> list[Path]:
@@ -41,6 +58,8 @@ def _check(G: Generator, path: Path, args: argparse.Namespace) -> None:
     why = needs_skip(G) if args.analysis == "contributions" else None
     if why:
         raise ToolError(f"--model {path}: {why}")
+    if args.analysis in MODULES:
+        _module(args.analysis).check(G, path, args)
 
 
 def analyze(args: argparse.Namespace, load_model: Callable[[str], Generator], device: torch.device) -> None:
@@ -61,7 +80,9 @@ def analyze(args: argparse.Namespace, load_model: Callable[[str], Generator], de
     _check(G, models[0], args)
     batch = args.batch_size or (64 if device.type == "cuda" else 8)
     opts = dict(seeds=seeds, noise_mode=args.noise_mode, class_idx=args.class_idx, device=device, batch_size=batch)
-    if args.analysis == "droplets":
+    if args.analysis in MODULES:
+        paths = _module(args.analysis).run(G, opts, args, out)
+    elif args.analysis == "droplets":
         paths = _droplets(G, opts, out)
     else:
         paths = _contributions((_kimg(kimg) if run else None, G), models[1:], opts, args, out)

@@ -5,7 +5,8 @@
     stylegan video --model MODEL --seeds 0-7 --grid 2x2 [--space z|w] [--frames 60] --out walk.mp4
     stylegan project --model MODEL --target photo.png --outdir proj [--steps 1000] [--w-plus] [--save-video]
     stylegan export --model MODEL g.safetensors
-    stylegan analyze droplets|contributions --model MODEL|RUN_DIR --out DIR [--seeds 0-7]   (StyleGAN2 Figs. 1, 8)
+    stylegan analyze droplets|contributions|ppl|attribution --model MODEL|RUN_DIR --out DIR [--seeds 0-7]
+                                                     (StyleGAN2 Figs. 1, 8, 3-4, Sec. 5)
 
 The official scripts' commands work as printed in their READMEs with ``python`` replaced by ``stylegan``
 (``stylegan gen_images.py --outdir=out --trunc=1 --seeds=2 --network=ffhq.pkl``): the subcommands answer to
@@ -282,9 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     _model(exp, "checkpoint or official-format weights")
     exp.add_argument("out", help="output .safetensors path")
     exp.set_defaults(run=cmd_export)
+    from ..analysis.command import ANALYSES, add_arguments
+
     ana = sub.add_parser("analyze", help="the StyleGAN2 paper's analyses: droplets (Fig. 1: spike ratio and "
-                         "co-location per layer) | contributions (Fig. 8: each resolution's share, skip G)")
-    ana.add_argument("analysis", choices=("droplets", "contributions"))
+                         "co-location per layer) | contributions (Fig. 8: each resolution's share, skip G) | ppl "
+                         "(Figs. 3-4: per-image path lengths) | attribution (Sec. 5: projection distances)")
+    ana.add_argument("analysis", choices=ANALYSES)
     _model(ana, "checkpoint, official weights or .pkl, or .safetensors; for contributions also a run folder (its "
            "checkpoints/snapshot-*.ckpt, against kimg)")
     ana.add_argument("--out", required=True, help="folder for <analysis>.csv and <analysis>.png")
@@ -293,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional G")
     ana.add_argument("--batch-size", type=int, default=None, help="images per batch (default 8 CPU, 64 GPU)")
     ana.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda | cuda:N")
+    add_arguments(ana)
     ana.set_defaults(run=cmd_analyze)
     return parser
 
