@@ -57,38 +57,62 @@ def trimmed_mean(dist: torch.Tensor) -> float:
     return float(d[(d >= lo) & (d <= hi)].mean())
 
 
-def _noise_buffers(G: nn.Module) -> list[torch.Tensor]:
+def noise_buffers(G: nn.Module) -> list[torch.Tensor]:
+    """G's constant noise maps (redrawn in place by :func:`draw_pairs`)."""
     return [b for name, b in G.named_buffers() if name.endswith("noise_const")]
+
+
+def draw_pairs(G: nn.Module, n: int, g: torch.Generator, labels: LabelSampler, sampling: str
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch's random draws from ``g``, in this order: t ``[n, 1]`` (uniform for 'full'; no draw, 0, for
+    'end'), z0 and z1 ``[n, z_dim]``, the labels, then every constant noise map of ``G`` (redrawn in place, shared
+    by the batch's pairs). Returns (t, z0, z1, c) on the CPU."""
+    t = torch.zeros(n, 1) if sampling == "end" else torch.rand(n, 1, generator=g)
+    z0, z1 = torch.randn(n, G.z_dim, generator=g), torch.randn(n, G.z_dim, generator=g)
+    c = labels.sample(n, g)
+    for buf in noise_buffers(G):
+        buf.copy_(torch.randn(buf.shape, generator=g))
+    return t, z0, z1, c
+
+
+@torch.no_grad()
+def pair_distances(G: nn.Module, distance: nn.Module, t: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor,
+                   c: torch.Tensor, device: torch.device, space: str = "w", epsilon: float = 1e-4,
+                   crop: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scaled distances ``[n]`` float64, G's images at t and at t + epsilon ``[2n, C, H, W]``) of the pairs
+    (z0, z1, t, c), with G's constant noise as it is (see the module docstring)."""
+    param = next(G.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float64
+    n = len(t)
+    t, z0, z1, c = t.to(device), z0.to(device), z1.to(device), c.to(device)
+    if space == "w":
+        w0, w1 = G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)
+        tt = t.to(w0.dtype).unsqueeze(2)
+        ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)])
+    else:
+        z0, z1, t = z0.double(), z1.double(), t.double()  # the difference of the two points is ~epsilon
+        zs = torch.cat([slerp_directions(z0, z1, t), slerp_directions(z0, z1, t + epsilon)]).to(dtype)
+        ws = G.mapping(zs, torch.cat([c, c]))
+    img = G.synthesis(ws, noise_mode="const")
+    d = distance(*prepare_images(img, crop).chunk(2))
+    return d.reshape(n).to(torch.float64) / epsilon**2, img
+
+
+def check_settings(space: str, sampling: str) -> None:
+    if space not in ("w", "z") or sampling not in ("end", "full"):
+        raise ValueError(f"space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
 
 
 @torch.no_grad()
 def path_distances(G: nn.Module, distance: nn.Module, num: int, batch_size: int, seed: int, labels: LabelSampler,
                    device: torch.device, space: str = "w", sampling: str = "end", epsilon: float = 1e-4,
                    crop: bool = False, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
-    """This rank's batches of scaled distances ``[n]`` (see the module docstring). ``G`` is copied (its
-    constant noise is redrawn per batch)."""
-    if space not in ("w", "z") or sampling not in ("end", "full"):
-        raise ValueError(f"space must be 'w' or 'z' and sampling 'end' or 'full', got {space!r}, {sampling!r}")
+    """This rank's batches of scaled distances ``[n]`` (see the module docstring): batch ``b`` draws from
+    ``torch.Generator().manual_seed(batch_seed(seed, b))`` (:func:`draw_pairs`). ``G`` is copied (its constant
+    noise is redrawn per batch)."""
+    check_settings(space, sampling)
     G = copy.deepcopy(G).eval()
-    noise = _noise_buffers(G)
-    param = next(G.parameters(), None)
-    dtype = param.dtype if param is not None else torch.float64
     for b, n in batches_of_rank(num, batch_size, rank, world):
         g = torch.Generator().manual_seed(batch_seed(seed, b))
-        t = torch.zeros(n, 1) if sampling == "end" else torch.rand(n, 1, generator=g)
-        z0, z1 = torch.randn(n, G.z_dim, generator=g), torch.randn(n, G.z_dim, generator=g)
-        c = labels.sample(n, g)
-        for buf in noise:
-            buf.copy_(torch.randn(buf.shape, generator=g))
-        t, z0, z1, c = t.to(device), z0.to(device), z1.to(device), c.to(device)
-        if space == "w":
-            w0, w1 = G.mapping(torch.cat([z0, z1]), torch.cat([c, c])).chunk(2)
-            tt = t.to(w0.dtype).unsqueeze(2)
-            ws = torch.cat([w0.lerp(w1, tt), w0.lerp(w1, tt + epsilon)])
-        else:
-            z0, z1, t = z0.double(), z1.double(), t.double()  # the difference of the two points is ~epsilon
-            zs = torch.cat([slerp_directions(z0, z1, t), slerp_directions(z0, z1, t + epsilon)]).to(dtype)
-            ws = G.mapping(zs, torch.cat([c, c]))
-        img = prepare_images(G.synthesis(ws, noise_mode="const"), crop)
-        d = distance(*img.chunk(2))
-        yield d.reshape(n).to(torch.float64) / epsilon**2
+        t, z0, z1, c = draw_pairs(G, n, g, labels, sampling)
+        yield pair_distances(G, distance, t, z0, z1, c, device, space, epsilon, crop)[0]
