@@ -47,13 +47,17 @@ def prepare_images(img: torch.Tensor, crop: bool) -> torch.Tensor:
     return (img + 1) * (255 / 2)
 
 
+def trim_bounds(dist: torch.Tensor) -> tuple[float, float]:
+    """(1st percentile with numpy's method 'lower', 99th with 'higher') of the values, in float64."""
+    s = dist.to(torch.float64).flatten().sort().values
+    n = len(s)
+    return float(s[int((n - 1) * 1 // 100)]), float(s[-((-(n - 1) * 99) // 100)])
+
+
 def trimmed_mean(dist: torch.Tensor) -> float:
     """Mean of the values within [1st percentile (lower), 99th percentile (higher)]."""
     d = dist.to(torch.float64).flatten()
-    s = d.sort().values
-    n = len(s)
-    lo = s[int((n - 1) * 1 // 100)]
-    hi = s[-((-(n - 1) * 99) // 100)]
+    lo, hi = trim_bounds(d)
     return float(d[(d >= lo) & (d <= hi)].mean())
 
 
