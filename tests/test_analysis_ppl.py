@@ -95,7 +95,7 @@ def test_the_files_through_the_entry_point(tmp_path, capsys):
     out = tmp_path / "out"
     seeds = list(range(3, 23))
     assert main(["analyze", "ppl", "--model", str(model), "--out", str(out), "--seeds", "3-22", "--distance", "pixel",
-                 "--gallery", "3", "--device", "cpu"]) == 0
+                 "--gallery", "5", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     rows = _rows(out / "ppl.csv")
     assert rows[0] == ["seed", "t", "path_length@pixel-pyramid", "decile", "in_trim"]  # the stand-in, named
@@ -110,7 +110,7 @@ def test_the_files_through_the_entry_point(tmp_path, capsys):
     hist = Image.open(out / "ppl_hist.png")
     low, high = Image.open(out / "ppl_low.png"), Image.open(out / "ppl_high.png")
     assert hist.size[0] > 300 and low.size == high.size  # 20 seeds: 2 per decile, both galleries show 2
-    assert low.size[0] < 2 * 150 + 200  # 2 columns of 1.5 in (+ margin) at 100 dpi, not the --gallery 3
+    assert low.size == (600, 540)  # 2 columns, not the --gallery 5 (8.3 in): the 6 in minimum width at 100 dpi
 
 
 def test_a_standard_distance_is_ppl_and_a_missing_one_falls_back_with_a_warning(tmp_path, capsys, monkeypatch):

@@ -232,7 +232,7 @@ def gallery(items: list[tuple[int, float, torch.Tensor]], title: str, label: str
 
     from ..utils.images import to_uint8
 
-    fig = Figure(figsize=(1.5 * len(items) + 0.8, 5.0))
+    fig = Figure(figsize=(max(6.0, 1.5 * len(items) + 0.8), 5.4))
     axes = fig.subplots(3, len(items), squeeze=False)
     for j, (seed, value, img) in enumerate(items):
         pair = to_uint8(img)
@@ -246,7 +246,7 @@ def gallery(items: list[tuple[int, float, torch.Tensor]], title: str, label: str
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{title}\n{label} per sample (column titles); |difference| scaled to its own maximum", fontsize=8)
+    fig.suptitle(f"{title}\ncolumn titles: seed, {label}; |difference| scaled to its own maximum", fontsize=8)
     fig.tight_layout()
     with atomic_open(path) as f:
         fig.savefig(f, format="png", dpi=100)
@@ -272,7 +272,7 @@ def run(G, opts: dict, args: argparse.Namespace, out: Path) -> list[Path]:
     for decile, file, which in ((1, "ppl_low.png", "lowest"), (10, "ppl_high.png", "highest")):
         items = [(seeds[i], float(d[i]), sample(copy_G, distance, seeds[i], settings, opts["class_idx"], device)[2])
                  for i in picks(summary, decile, k)]
-        paths.append(gallery(items, f"the {which} decile of {len(seeds)}: {label}, {where}", name, out / file))
+        paths.append(gallery(items, f"the {which} decile of {len(seeds)} samples\n{label}\n{where}", name, out / file))
     kept = int(summary["in_trim"].sum())
     metric = settings.metric_name(len(seeds)) + ("" if name == STANDARD_COLUMN else f"@{distance.name}")
     same = seeds == list(range(len(seeds))) and settings.epsilon == 1e-4
