@@ -45,7 +45,7 @@ from .mixing import mix_styles
 from .progressive import ProgressiveConfig, apply_stage, progressive_config, schedule_minibatch
 from .ranks import gather_objects, global_mean
 from .ranks import world_size as _world_size
-from .rounds import RoundLosses, check_batch_gpu, check_setup, count_rounds, split
+from .rounds import RoundLosses, check_batch_gpu, check_setup, count_rounds, gradient_sync, split
 from .state import capture_rng, reseed_for_rank, restore_rng
 from .transfer import frozen_parameters, trainable
 
@@ -186,9 +186,11 @@ class StyleGAN2Module(L.LightningModule):
     def _rounds(self, n: int) -> int:
         return count_rounds(n, self.batch_gpu, self.D, self.progressive, self.cur_nimg)
 
-    def _backward(self, done: RoundLosses, losses: dict[str, torch.Tensor]) -> None:
-        """One round's losses in one backward (main and reg may share a forward graph); gradients add up."""
-        self.manual_backward(sum(losses.values()))
+    def _backward(self, done: RoundLosses, losses: dict[str, torch.Tensor], sync: bool = True) -> None:
+        """One round's losses in one backward (main and reg may share a forward graph); gradients add up. ``sync``:
+        the last backward before a ``_step``; the others keep their gradients local under DDP (rounds.py)."""
+        with gradient_sync(self._trainer, sync):
+            self.manual_backward(sum(losses.values()))
         done.add(losses)
 
     def _step(self, opt, net: torch.nn.Module, done: RoundLosses, phase: str) -> torch.Tensor:
@@ -231,22 +233,23 @@ class StyleGAN2Module(L.LightningModule):
         self._train_only(self.G)
         k, done, seen = self._rounds(N), RoundLosses(), RoundLosses()
         g_loss = wgan_generator_loss if cfg.gan == "wgan_gp" else generator_loss
-        for z, c in split(k, *self._latents(N, real_c)):
-            img, _ = self._run_G(z, c, main=True)
-            self._backward(done, {"Gmain": g_loss(self._run_D(img, c, main=True))})
-        logs["loss/G"] = done.mean("Gmain")
         due = reg.due(self.iteration)
+        for i, (z, c) in enumerate(split(k, *self._latents(N, real_c))):
+            img, _ = self._run_G(z, c, main=True)
+            sync = i == k - 1 and not (due and reg.with_main)  # with_main: Greg's last round syncs both
+            self._backward(done, {"Gmain": g_loss(self._run_D(img, c, main=True))}, sync)
+        logs["loss/G"] = done.mean("Gmain")
         if not (due and reg.with_main):
             self._step(opt, self.G, done, "Gmain")
         if not due:
             return
         mean_before, n = self.pl_mean.clone(), max(N // k // cfg.pl_batch_shrink, 1)
-        for z, c in split(k, *self._latents(n * k, real_c)):
+        for i, (z, c) in enumerate(split(k, *self._latents(n * k, real_c))):
             with self._fp32():
                 lengths = self._path_lengths(z, c)
                 penalty, new_mean = path_length_penalty(lengths, self.pl_mean, cfg.pl_decay, global_mean(lengths))
                 loss = penalty.mean() * (reg.weight * reg.interval)
-            self._backward(done, {"Greg": loss})
+            self._backward(done, {"Greg": loss}, sync=i == k - 1)
             self.pl_mean.copy_(new_mean)
             seen.add({"pl_penalty": penalty.mean()})
         skipped = self._step(opt, self.G, done, "Greg")
@@ -266,11 +269,11 @@ class StyleGAN2Module(L.LightningModule):
         due = reg.due(self.iteration)
         with_main = due and reg.with_main  # R1 on the main real pass
         real_logits = []
-        for x, x_c, z, c in split(k, real, real_c, *self._latents(real.shape[0], real_c)):
+        for i, (x, x_c, z, c) in enumerate(split(k, real, real_c, *self._latents(real.shape[0], real_c))):
             with torch.no_grad():
                 fake, _ = self._run_G(z, c, update_emas=True, main=True)
             losses, logits = self._discriminator_round(x, x_c, fake, c, with_main, seen)
-            self._backward(done, losses)
+            self._backward(done, losses, sync=i == k - 1)  # a step follows: Dmain's, or with_main Dreg's
             real_logits.append(logits.detach())
         logs["loss/D"] = done.mean("Dmain")
         logs["scores/real"], logs["scores/fake"] = torch.cat(real_logits).mean(), seen.mean("scores/fake")
@@ -279,11 +282,11 @@ class StyleGAN2Module(L.LightningModule):
         if not with_main:
             self._step(opt, self.D, done, "Dmain")
         if due and not with_main:
-            for x, x_c in split(k, real, real_c):
+            for i, (x, x_c) in enumerate(split(k, real, real_c)):
                 with self._fp32():
                     _, penalty = self._r1_pass(x, x_c, with_logits=False)
                     loss = r1_loss(penalty, reg.weight) * reg.interval
-                self._backward(done, {"Dreg": loss})
+                self._backward(done, {"Dreg": loss}, sync=i == k - 1)
                 seen.add({"r1_penalty": penalty.mean()})
         logs.update({f"loss/{k}": seen.mean(k) for k in ("r1_penalty", "gp") if k in seen.values})
         if due:

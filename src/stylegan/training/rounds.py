@@ -14,6 +14,8 @@ StyleGAN2 divides the sum by K instead).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .config import ConfigError
@@ -109,3 +111,12 @@ class RoundLosses:
 def split(k: int, *tensors: torch.Tensor):
     """The rounds of equal-sized ``tensors`` (k chunks of the first dimension each), zipped."""
     return zip(*(t.chunk(k) for t in tensors), strict=True)
+
+
+def gradient_sync(trainer, sync: bool):
+    """The context of one round's backward: under DDP, a round that does not end an optimizer step keeps its
+    gradients on its device (Lightning's ``block_backward_sync``, DDP's ``no_sync``) and the step's last backward
+    all-reduces their sum, once per step, as the official loop's ``misc.ddp_sync(module, sync=...)`` on the last
+    round of a phase. Averaging the sum once equals summing the rounds' averages."""
+    block = getattr(getattr(trainer, "strategy", None), "block_backward_sync", None)
+    return contextlib.nullcontext() if sync or block is None else block()
