@@ -19,6 +19,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -70,38 +71,52 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     return str(last) if last.is_file() else None
 
 
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig, config_checked: bool = False) -> float | None:
     """Build data, model, callbacks, loggers and trainer from ``cfg`` and fit; returns ``cfg.optimized_metric``'s
-    value (None when it is not set)."""
+    value (None when it is not set). ``config_checked``: :mod:`stylegan.preflight` already checked the whole
+    config (a single run's ``main``), so it is not checked again; a sweep job checks it here, with its values."""
     with interrupt.catching():  # here too, not only in main(): a submitit job calls the task function directly
-        return _train(cfg)
+        return _train(cfg, config_checked)
 
 
-def _train(cfg: DictConfig) -> float | None:
+def read_checkpoint(ckpt_path: str | None) -> dict | None:
+    """The checkpoint to resume, loaded once for this module's checks (memory-mapped on the CPU: the tensors are
+    not read); None without one or when it does not load (``preflight.check_resume`` then says why)."""
+    try:
+        return None if ckpt_path is None else torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return None
+
+
+def _train(cfg: DictConfig, config_checked: bool) -> float | None:
     info = tracking.job_info()
     out = cfg.paths.output_dir
-    if info.multirun and interrupt.skip_job(info.job_num):
-        return math.nan
-    previous = tracking.read_status(out)
-    interrupt.clear_partial_writes(checkpoint_dir(cfg))
-    ckpt_path = checkpoint_to_resume(cfg)
-    done = interrupt.finished_kimg(ckpt_path, cfg.total_kimg)
-    if done is not None:  # the finished run must still be this config's (networks, frozen layers): else one line
-        preflight.check_resume(ckpt_path, instantiate(cfg.model))
-        log.info("complete: %s reached total_kimg=%g (kimg %g); nothing to train", ckpt_path, cfg.total_kimg, done)
-        return previous.get("optimized_metric")
-    tracking.write_status(out, "running", info)
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
     loggers: list = []
-    try:
-        preflight.check_config(cfg)  # in a sweep: the values this job was given
+    try:  # from here on every error writes status.json "failed" (or "interrupted")
+        if info.multirun and interrupt.skip_job(info.job_num):
+            return math.nan
+        previous = tracking.read_status(out)
+        interrupt.clear_partial_writes(checkpoint_dir(cfg))
+        ckpt_path = checkpoint_to_resume(cfg)
+        saved = read_checkpoint(ckpt_path)
+        done = interrupt.finished_kimg(saved, cfg.total_kimg)
+        if done is not None:  # the finished run must still be this config's (networks, frozen layers): else one line
+            preflight.check_resume(ckpt_path, instantiate(cfg.model), saved)
+            log.info("complete: %s reached total_kimg=%g (kimg %g); nothing to train", ckpt_path, cfg.total_kimg,
+                     done)
+            return previous.get("optimized_metric")
+        tracking.write_status(out, "running", info)
+        if cfg.get("seed") is not None:
+            L.seed_everything(cfg.seed, workers=True)
+        if not config_checked:
+            preflight.check_config(cfg)  # in a sweep: the values this job was given
         transfer.check_required(cfg.model)
         datamodule = instantiate(cfg.data)
         model = instantiate(cfg.model)
         model.data_config = OmegaConf.to_container(cfg.data, resolve=True)  # into checkpoints, for stylegan-evaluate
         preflight.check_run(cfg.total_kimg, cfg.data.get("batch_size"), model)
-        preflight.check_resume(ckpt_path, model)
+        preflight.check_resume(ckpt_path, model, saved)
+        del saved  # Lightning loads the checkpoint itself (the whole state, to resume)
         transfer.initialize(model, resumed=ckpt_path is not None)  # fresh runs only: a resume keeps its weights
         callbacks = [*_instantiate_all(cfg.get("callbacks")), interrupt.StopOnSignal()]
         resumed_id = previous.get("wandb_id") if ckpt_path else None  # a resumed run continues its W&B run
@@ -140,7 +155,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     cli.preflight("stylegan-train", cfg)  # the whole config, before anything is built (stylegan/preflight.py)
     multirun = tracking.job_info().multirun
     try:
-        return train(cfg)
+        return train(cfg, config_checked=not multirun)  # a single run: checked whole just now
     except interrupt.RunInterrupted:  # status.json and the log say it; main() exits with 128 + signal
         return math.nan if multirun else None
     except Exception as e:

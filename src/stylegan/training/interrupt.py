@@ -29,7 +29,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_only
 
 from ..utils.atomic import remove_partial_writes
-from .callbacks import KimgCheckpoint, saved_kimg
+from .callbacks import KimgCheckpoint
 
 log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -182,11 +182,14 @@ class StopOnSignal(L.Callback):
         raise stop
 
 
-def finished_kimg(ckpt_path: str | None, total_kimg) -> float | None:
-    """The kimg of ``ckpt_path`` if it already reached ``total_kimg`` (the run is complete), else None (also for an
-    unreadable file: the resume checks report that)."""
-    kimg = None if ckpt_path is None else saved_kimg(ckpt_path)
-    return kimg if kimg is not None and round(kimg * 1000) >= float(total_kimg) * 1000 else None  # nimg, exact
+def finished_kimg(ckpt: dict | None, total_kimg) -> float | None:
+    """The kimg of a loaded checkpoint (``stylegan.train.read_checkpoint``) if it already reached ``total_kimg``
+    (the run is complete), else None (also for none, or not a stylegan-train one: the resume checks report that)."""
+    try:
+        nimg = int(ckpt["stylegan"]["cur_nimg"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    return nimg / 1000 if nimg >= float(total_kimg) * 1000 else None  # images: exact
 
 
 @rank_zero_only

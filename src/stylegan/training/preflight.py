@@ -26,8 +26,9 @@ def check_run(total_kimg: float, batch_size: int | None, model: StyleGAN2Module)
                           "into groups of that size; change either")
 
 
-def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
-    """The checkpoint exists, is a whole stylegan-train checkpoint, and was trained with these networks."""
+def check_resume(ckpt_path: str | None, model: StyleGAN2Module, ckpt: dict | None = None) -> None:
+    """The checkpoint exists, is a whole stylegan-train checkpoint, and was trained with these networks. ``ckpt``:
+    the file as the caller already loaded it (``torch.load``, weights only), else it is loaded here."""
     if ckpt_path is None:
         return
     path = Path(ckpt_path)
@@ -35,7 +36,7 @@ def check_resume(ckpt_path: str | None, model: StyleGAN2Module) -> None:
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist: pass a checkpoint written by stylegan-train "
                           "(outputs/<run>/checkpoints/last.ckpt), or ckpt_path=auto / null")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True) if ckpt is None else ckpt
     except Exception as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
         raise ConfigError(f"ckpt_path={ckpt_path} is not a readable checkpoint (truncated, or not a torch file: "
