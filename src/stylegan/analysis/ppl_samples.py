@@ -60,7 +60,14 @@ def _option(parser: argparse.ArgumentParser, flag: str, **kwargs) -> None:
 
 
 def options(parser: argparse.ArgumentParser) -> None:
-    """This analysis's own command-line options."""
+    """This analysis's own command-line options (and what a seed means to it, in ``--seeds``' help)."""
+    notes = {"--seeds": "ppl (default 0-999): seed s is the ppl metric's pair s at batch size 1, seed 0 (t, z0, z1 "
+             "and the noise maps drawn from torch.Generator().manual_seed(batch_seed(0, s)))",
+             "--batch-size": "ppl: one seed at a time (each pair has noise maps of its own)"}
+    for flag, note in notes.items():
+        action = parser._option_string_actions.get(flag)
+        if action is not None and action.help and "ppl" not in action.help:
+            action.help += f"; {note}"
     _option(parser, "--space", default="w", help="ppl: w (lerp, the paper's; default) | z (slerp)")
     _option(parser, "--sampling", default="end", help="ppl: end (t = 0, the paper's; default) | full (t uniform)")
     _option(parser, "--epsilon", default="1e-4", help="ppl: the step along the path (default 1e-4, official)")
