@@ -6,17 +6,17 @@ The sample of seed ``s`` is the ``ppl`` metric's batch ``s`` at batch size 1 wit
 'full', none and t = 0 for 'end'), z0, z1, the label (``--class``), then the constant noise maps shared by the pair
 (:func:`stylegan.metrics.ppl.draw_pairs`); its value is ``distance(img(t), img(t + epsilon)) / epsilon^2`` with lerp
 in W or slerp in Z and the metric's crop and 256 px rules (:func:`stylegan.metrics.ppl.pair_distances`, the code the
-metric runs). So seeds 0..N-1 are exactly the N pairs of the metric ``ppl2_wend_N`` computed with batch size 1 and
-seed 0, and the trimmed mean of ``ppl.csv`` is that metric's value (at another batch size the metric draws other
-pairs from the same distribution).
+metric runs). So seeds 0..N-1 are exactly the N pairs of the metric of the same settings (``ppl2_wend_N`` for the
+defaults) computed with batch size 1 and seed 0, and the trimmed mean of ``ppl.csv`` is that metric's value (at
+another batch size the metric draws other pairs from the same distribution).
 
 The distance is LPIPS-VGG16, the paper's: the column ``ppl``. Without its weights (``--distance auto``) or with
 ``--distance pixel``, ``stylegan project``'s pixel-pyramid distance stands in, and the column and the figures say
 ``path length@pixel-pyramid``: never PPL.
 
 Files: ``ppl.csv`` (seed, t, the path length, its decile 1-10 by rank, whether it is within the 1 %-99 % trim),
-``ppl_hist.png`` (histogram, trim bounds marked), ``ppl_low.png`` / ``ppl_high.png`` (samples of the lowest / highest
-decile: the images at t and t + epsilon and their difference).
+``ppl_hist.png`` (histogram, trim bounds marked), ``ppl_low.png`` / ``ppl_high.png`` (up to ``--gallery`` samples of
+the lowest / highest decile, evenly spaced by rank: the images at t and t + epsilon and their difference).
 """
 
 from __future__ import annotations
