@@ -17,9 +17,12 @@ from wandb_records import records
 
 STEP_KIMG = 0.008  # the smoke preset's batch of 8: a tick every step
 DROPLET_SEEDS, CONTRIBUTION_SEEDS = "0-3", "0-5"
-RUN = ["experiment=smoke", "total_kimg=0.016", "data.max_images=64", "analysis=[droplets,contributions]",
+# model.ema_rampup=null: G_ema stays near its init (beta 0.995 a step) while G moves, so measuring G is caught
+BASE = ["experiment=smoke", "total_kimg=0.016", "data.max_images=64", "model.ema_rampup=null"]
+RUN = [*BASE, "analysis=[droplets,contributions]",
        f"callbacks.droplets.every_kimg={STEP_KIMG}", f"callbacks.contributions.every_kimg={STEP_KIMG}",
-       f"callbacks.droplets.seeds={DROPLET_SEEDS}", f"callbacks.contributions.seeds={CONTRIBUTION_SEEDS}"]
+       f"callbacks.droplets.seeds={DROPLET_SEEDS}", f"callbacks.contributions.seeds={CONTRIBUTION_SEEDS}",
+       "callbacks.droplets.at_start=false", "callbacks.droplets.figure_seeds=1"]  # a figure takes ~0.3 s a row
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +51,15 @@ def _G(run: Path):
 
 
 def test_every_tick_is_logged_with_its_figures(run):
-    for prefix in ("contribution/", "droplets/"):
+    for prefix, ticks in (("contribution/", [0.0, 0.008, 0.016]), ("droplets/", [0.008, 0.016])):
         rows = _logged(run, prefix)
-        assert [r["kimg"] for r in rows] == pytest.approx([0.0, 0.008, 0.016])  # at the start, each tick, not twice
+        assert [r["kimg"] for r in rows] == pytest.approx(ticks)  # (at the start,) each tick, the end not twice
         assert all(len(r) == 1 + (4 if prefix == "contribution/" else 8) for r in rows)  # 4x4..32x32
     for r in _logged(run, "contribution/"):
         assert sum(v for k, v in r.items() if k != "kimg") == pytest.approx(100.0, abs=1e-9)
-    names = {p.name for p in (run / "analysis").iterdir()}
-    for kimg in ("00000.00", "00000.01", "00000.02"):
-        assert {f"droplets_kimg{kimg}.png", f"droplets_kimg{kimg}.csv", f"contributions_kimg{kimg}.png"} <= names
+    assert sorted(p.name for p in (run / "analysis").iterdir()) == [
+        "contributions.csv", *(f"contributions_kimg{k}.png" for k in ("00000.00", "00000.01", "00000.02")),
+        *(f"droplets_kimg{k}.{e}" for k in ("00000.01", "00000.02") for e in ("csv", "png"))]
     with open(run / "analysis" / "contributions.csv") as f:
         series = list(csv.DictReader(f))
     logged = {(r["kimg"], k.split("/")[1]): v for r in _logged(run, "contribution/")
@@ -80,7 +83,7 @@ def test_logged_contributions_equal_float64_stds_of_the_checkpoint(run):
     expected = {f"contribution/{res}": 100 * s / sum(stds.values()) for res, s in stds.items()}
     last = _logged(run, "contribution/")[-1]
     assert last.pop("kimg") == pytest.approx(0.016)
-    assert last == pytest.approx(expected, rel=1e-6)
+    assert last == pytest.approx(expected, rel=1e-9)
     assert len(set(np.round(list(expected.values()), 3))) == len(expected)  # resolutions told apart
 
 
@@ -98,7 +101,7 @@ def test_logged_droplets_equal_stylegan_analyze_on_the_checkpoint(run, tmp_path)
         expected[f"droplets/{r['resolution']}/colocation"] = float(r["colocation"])
     last = _logged(run, "droplets/")[-1]
     assert last.pop("kimg") == pytest.approx(0.016)
-    assert last == pytest.approx(expected, rel=1e-6)
+    assert last == expected  # the same code on the same weights and seeds: bit for bit
     tick, cli = run / "analysis" / "droplets_kimg00000.02.csv", out / "droplets.csv"  # per layer, that tick
     assert tick.read_text() == cli.read_text()
 
@@ -121,10 +124,11 @@ def test_the_wandb_run_has_the_scalars_and_the_figures(run):
     scalars = [r for r in rows if "contribution/32" in r]
     assert [r["kimg"] for r in scalars] == pytest.approx([0.0, 0.008, 0.016])
     assert scalars[-1]["contribution/32"] == pytest.approx(_logged(run, "contribution/")[-1]["contribution/32"])
-    assert len([r for r in rows if "droplets/32/spike_ratio" in r]) == 3
-    for name in ("droplets", "contributions"):
+    assert len([r for r in rows if "droplets/32/spike_ratio" in r]) == 2
+    for name, captions in (("droplets", ["kimg 0.01", "kimg 0.02"]), ("contributions", ["kimg 0.00", "kimg 0.01",
+                                                                                          "kimg 0.02"])):
         images = [r[f"analysis/{name}"] for r in rows if f"analysis/{name}" in r]
-        assert [i["captions"] for i in images] == [["kimg 0.00"], ["kimg 0.01"], ["kimg 0.02"]]
+        assert [i["captions"] for i in images] == [[c] for c in captions]
         (media,) = images[-1]["filenames"]
         logged = np.asarray(Image.open(path.parent / "files" / media).convert("RGB"))
         on_disk = np.asarray(Image.open(run / "analysis" / f"{name}_kimg00000.02.png").convert("RGB"))
@@ -143,3 +147,18 @@ def test_a_non_skip_generator_with_contributions_is_one_line_before_training(tmp
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "analysis").exists()
     assert not (tmp_path / "samples").exists()  # nothing trained
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "failed"
+
+
+def test_the_analysis_leaves_the_training_trajectory_alone(run, tmp_path):
+    """A run measuring with noise_mode=random (torch's RNG) after every step ends with the same G, D and G_ema as
+    the fixture's run (constant noise): the measurement draws under a forked RNG and G_ema keeps its mode."""
+    import torch
+
+    in_process(*BASE, "analysis=droplets", f"callbacks.droplets.every_kimg={STEP_KIMG}", "logger=none",
+               "callbacks.droplets.seeds=0-1", "callbacks.droplets.noise_mode=random",
+               "callbacks.droplets.figure_seeds=1", f"hydra.run.dir={tmp_path}")
+    states = [torch.load(r / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+              for r in (run, tmp_path)]
+    assert states[0].keys() == states[1].keys() and any(k.startswith("G_ema.") for k in states[0])
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert len(list((tmp_path / "analysis").glob("droplets_kimg*.png"))) == 3  # it did measure (start + 2 ticks)

@@ -167,14 +167,24 @@ class AnalysisCallback(L.Callback):
 
 
 class DropletsCallback(AnalysisCallback):
-    """Spike ratio and co-location of every synthesis layer (:mod:`stylegan.analysis.droplets`), per resolution."""
+    """Spike ratio and co-location of every synthesis layer (:mod:`stylegan.analysis.droplets`), per resolution;
+    ``figure_seeds``: the rows of the figure (the first seeds; each row costs a few tenths of a second to draw)."""
 
     name = "droplets"
+
+    def __init__(self, dirpath: str, every_kimg: float = 10.0, seeds: Any = "0-7", noise_mode: str = "const",
+                 class_idx: int | None = None, batch_size: int | None = None, at_start: bool = True,
+                 figure_seeds: int = 4) -> None:
+        super().__init__(dirpath, every_kimg, seeds, noise_mode, class_idx, batch_size, at_start)
+        if isinstance(figure_seeds, bool) or not isinstance(figure_seeds, int) or figure_seeds < 1:
+            raise ConfigError(f"callbacks.droplets.figure_seeds={figure_seeds!r} must be a positive integer (rows of "
+                              "the figure: the first seeds)")
+        self.figure_seeds = figure_seeds
 
     def measure(self, G, opts: dict, kimg: float, stem: str) -> tuple[dict[str, float], Path]:
         from ..analysis.droplets import figure, measure, write_csv
 
-        result = measure(G, **opts)
+        result = measure(G, **opts, keep=self.figure_seeds)
         rows = result.rows()
         write_csv(rows, self.dirpath / f"{stem}.csv")
         values = {}
