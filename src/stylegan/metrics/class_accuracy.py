@@ -2,7 +2,7 @@
 
 Not an official StyleGAN2 metric (the paper's class-conditional results use FID); a cheap check of the labels'
 effect on CPU. Sample ``i`` asks for class ``i mod c_dim`` (classes in turn, so every class has N / c_dim samples),
-with the latent and synthesis noise of :func:`stylegan.metrics.generate.generated_batches`' batch seeds; the
+drawn by :func:`stylegan.metrics.generate.generated_batches` (its batch seeds' latents and synthesis noise); the
 classifier's arg-max is compared with the request. The value is the mean over classes of the per-class fraction
 (equal to the overall fraction when ``c_dim`` divides N). Sharded over ranks like the other metrics.
 """
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .extractors import MetricSetupError, to_rgb_uint8
-from .generate import _forked_rng, batch_seed, batches_of_rank, run_sharded
+from .generate import batches_of_rank, generated_batches, run_sharded
 
 
 def check_classifier(G: nn.Module, net: nn.Module, metric: str) -> None:
@@ -39,17 +39,24 @@ def requested(start: int, n: int, c_dim: int) -> torch.Tensor:
     return torch.arange(start, start + n) % c_dim
 
 
+class _InTurn:
+    """The labels :func:`generated_batches` gives this rank's batches (in their order): sample ``i`` asks for class
+    ``i mod c_dim``. Not random: the batch's generator is not drawn from."""
+
+    def __init__(self, batches: list[tuple[int, int]], batch_size: int, c_dim: int) -> None:
+        self.starts, self.c_dim = iter([b * batch_size for b, _ in batches]), c_dim
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.nn.functional.one_hot(requested(next(self.starts), n, self.c_dim), self.c_dim).to(torch.float32)
+
+
 @torch.no_grad()
 def _hits(G: nn.Module, net: nn.Module, num: int, batch_size: int, seed: int, device: torch.device, rank: int,
           world: int) -> Iterator[torch.Tensor]:
-    for b, n in batches_of_rank(num, batch_size, rank, world):
-        s = batch_seed(seed, b)
-        z = torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(s)).to(device)
+    batches = batches_of_rank(num, batch_size, rank, world)
+    images = generated_batches(G, num, batch_size, seed, _InTurn(batches, batch_size, G.c_dim), device, rank, world)
+    for (b, n), img in zip(batches, images, strict=True):
         want = requested(b * batch_size, n, G.c_dim).to(device)
-        c = torch.nn.functional.one_hot(want, G.c_dim).to(torch.float32)
-        with _forked_rng(device):
-            torch.manual_seed(s)  # the synthesis noise
-            img = G(z, c, noise_mode="random")
         yield (net.classify(to_rgb_uint8(img)).argmax(1) == want).to(torch.float64).unsqueeze(1)
 
 

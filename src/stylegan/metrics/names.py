@@ -70,11 +70,13 @@ class MetricSpec:
         return [f"{stem}_precision@{at}", f"{stem}_recall@{at}"]
 
 
-def is_better(value: float, best: float | None, key: str) -> bool:
-    """Whether ``value`` improves on ``best`` (None: nothing yet) for ``key``'s direction; ties do not."""
+def is_better(value: float, best: float | None, key: str, min_delta: float = 0.0, higher: bool | None = None) -> bool:
+    """Whether ``value`` improves on ``best`` (None: nothing yet) by more than ``min_delta`` for ``key``'s direction
+    (``higher``: a direction set otherwise, e.g. early stopping's mode); ties do not (Lightning's EarlyStopping)."""
     if best is None:
         return True
-    return value > best if higher_is_better(key) else value < best
+    higher = higher_is_better(key) if higher is None else higher
+    return value - min_delta > best if higher else value + min_delta < best
 
 
 def _count(text: str, name: str) -> int:

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from ..data.sources import subset_indices
+from ..data.stream import to_float
+
 SUBSETS = ("first", "random")
 
 
@@ -39,7 +42,7 @@ def real_indices(total: int, count: int, subset: str = "first") -> np.ndarray:
     count = min(int(count), int(total))
     if count == total or subset == "first":
         return np.arange(count)
-    return np.sort(np.random.RandomState(0).permutation(int(total))[:count])
+    return subset_indices(total, count, seed=0)  # the datamodule's max_images draw, from RandomState(0)
 
 
 def subset_label(total: int, count: int, subset: str) -> str:
@@ -54,4 +57,4 @@ def real_batches(dm, indices: np.ndarray, batch_size: int, rank: int = 0, world:
         if b % world != rank:
             continue
         items = [dm.dataset[int(i)][0] for i in indices[start : start + batch_size]]
-        yield torch.as_tensor(np.stack(items)).to(torch.float32) / 127.5 - 1.0
+        yield to_float(np.stack(items))  # as the training batches

@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning as L
 
-from ..metrics.names import higher_is_better
+from ..metrics.names import higher_is_better, is_better
 from .config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,9 @@ MODES = ("auto", "min", "max")
 
 
 def improves(value: float, best: float | None, mode: str, min_delta: float) -> bool:
-    """Whether ``value`` beats ``best`` by more than ``min_delta`` (``mode`` min or max); NaN never does."""
-    if not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value + min_delta < best if mode == "min" else value - min_delta > best  # Lightning's rounding too
+    """Whether ``value`` beats ``best`` by more than ``min_delta`` (``mode`` min or max): best.ckpt's rule
+    (:func:`~stylegan.metrics.names.is_better`) with a margin; NaN never does."""
+    return math.isfinite(value) and is_better(value, best, "", min_delta, higher=mode == "max")
 
 
 class MetricEarlyStopping(L.Callback):
