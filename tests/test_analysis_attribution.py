@@ -124,6 +124,9 @@ def test_bad_inputs_are_one_line_before_any_work(tmp_path, capsys):
         for i in range(2 if name == "few" else 4):
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    for i in range(3):
+        (tmp_path / "broken" / f"{i}.png").write_bytes(b"not a png")
     (tmp_path / "notes.txt").write_text("x")
     out = tmp_path / "out"
     base = ["analyze", "attribution", "--model", str(tmp_path / "g.ckpt"), "--out", str(out), "--device", "cpu",
@@ -133,8 +136,9 @@ def test_bad_inputs_are_one_line_before_any_work(tmp_path, capsys):
         (["--reals", str(tmp_path / "none")], f"--reals {tmp_path / 'none'} does not exist"),
         (["--reals", str(tmp_path / "notes.txt")], "is not a folder, a .zip or a stylegan-prepare output"),
         (["--reals", str(tmp_path / "empty")], "no PNG/JPEG/WebP images found"),
-        (["--reals", str(tmp_path / "big")], "the images are 32x32 but resolution 16; resize them with"),
-        (["--reals", str(tmp_path / "gray")], "have 1 channel(s) (L) but channels 3; convert them with"),
+        (["--reals", str(tmp_path / "big")], "32x32 but the generator's resolution is 16; resize them"),
+        (["--reals", str(tmp_path / "broken")], f"bad image {tmp_path / 'broken'}/0.png: cannot be decoded"),
+        (["--reals", str(tmp_path / "gray")], "(L) but the generator's channel count is 3; convert them"),
         (["--reals", str(tmp_path / "few")], "has 2 usable image(s) but there are 3 seeds"),
         (["--reals", str(tmp_path / "few"), "--seeds", "4"], "needs at least 2 generated and 2 real images"),
         (["--reals", str(tmp_path / "few"), "--steps", "0"], "--steps 0: the projection needs at least 1 step"),
@@ -144,6 +148,7 @@ def test_bad_inputs_are_one_line_before_any_work(tmp_path, capsys):
         assert main([*base, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert err.startswith("stylegan: error: ") and expected in err and len(err.splitlines()) == 1, (extra, err)
+        assert "data." not in err, err  # the training settings' names mean nothing here
     assert not out.exists()  # refused before any work
     drawn = open_reals(str(tmp_path / "gray"), Generator(**{**G.init_kwargs, "img_channels": 1}), 3)
     assert len(drawn) == 3 and len(set(drawn.names)) == 3  # a subset when there are more images than seeds

@@ -108,7 +108,9 @@ def open_reals(source: str, G: Generator, count: int):
             raise ToolError(f"--reals {source} is not a folder, a .zip or a stylegan-prepare output")
     except DatasetError as e:  # its advice speaks of data.* settings: here G fixes the resolution and channels
         why = re.sub(r"set data\.\w+=\d+(?: if it is a power of two)?, or ", "", str(e))
-        why = why.replace("data.resolution=", "resolution ").replace("data.channels=", "channels ")
+        why = why.replace("data.resolution=", "the generator's resolution is ")
+        why = why.replace("data.channels=", "the generator's channel count is ")
+        why = why.replace(", or set data.on_bad_image=skip to leave bad files out", "")
         raise ToolError(f"--reals {source} ({wanted}): {why.replace('check data.source', 'check --reals')}") from None
     if (store.resolution, store.channels) != (R, C):
         raise ToolError(f"--reals {source} holds {store.resolution}x{store.resolution} images with {store.channels} "
