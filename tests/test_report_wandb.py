@@ -96,25 +96,33 @@ def test_records_split_across_blocks_are_reassembled(tmp_path):
     assert curves(tmp_path) == {FD: [(0.5 * i, 10.0 - i) for i in range(40)]}  # strings (the blob) left out
 
 
-def _job(root: Path, num: int, g: str, values: list[float], status: dict | None) -> None:
+def _job(root: Path, num: int, overrides: list[str], rows: list[dict], status: dict | None) -> None:
+    """A job folder as a sweep leaves it: ``.hydra/overrides.yaml``, a CSV log of ``rows`` (its columns: the rows'
+    keys in order of appearance; a key a row lacks is an empty cell) and ``status.json`` (None: none written)."""
     job = root / str(num)
     (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(f"- model/generator={g}\n- seed={num}\n")
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (job / "csv").mkdir()
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(job / "csv" / "metrics.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["kimg", "step", "metrics/fid50k_full"])
-        w.writerows([0.5 * (i + 1), i, v] for i, v in enumerate(values))
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        w.writerows(rows)
     if status is not None:
         (job / "status.json").write_text(json.dumps({"job_num": num, **status}))
 
 
+def _fid_job(root: Path, num: int, g: str, values: list[float], status: dict | None) -> None:
+    rows = [{"kimg": 0.5 * (i + 1), "step": i, "metrics/fid50k_full": v} for i, v in enumerate(values)]
+    _job(root, num, [f"model/generator={g}", f"seed={num}"], rows, status)
+
+
 def test_interrupted_jobs_are_shown_with_their_signal(tmp_path):
     root = tmp_path / "sweep"
-    _job(root, 0, "orig", [30.0, 20.0], {"status": "completed", "tags": ["baseline"]})
-    _job(root, 1, "skip", [25.0], {"status": "interrupted", "signal": "SIGTERM", "kimg": 0.75})  # after its log
-    _job(root, 2, "resnet", [40.0], {"status": "running"})  # killed without a word: unfinished
-    _job(root, 3, "orig2", [35.0], {"status": "failed", "error": "ValueError: boom"})
+    _fid_job(root, 0, "orig", [30.0, 20.0], {"status": "completed", "tags": ["baseline"]})
+    _fid_job(root, 1, "skip", [25.0], {"status": "interrupted", "signal": "SIGTERM", "kimg": 0.75})  # after its log
+    _fid_job(root, 2, "resnet", [40.0], {"status": "running"})  # killed without a word: unfinished
+    _fid_job(root, 3, "orig2", [35.0], {"status": "failed", "error": "ValueError: boom"})
     report = write_report(root, plot=False)
     assert [j.num for j in report.interrupted] == [1] and [j.num for j in report.unfinished] == [2]
     md = report.paths["md"].read_text()
@@ -132,15 +140,10 @@ def test_the_global_batch_and_its_rounds_are_columns(tmp_path):
     """progress/minibatch and progress/rounds (logged by the module every step): the last values per job."""
     root = tmp_path / "sweep"
     for num, (batch, rounds) in enumerate([(32, 1), (64, 4)]):
-        job = root / str(num)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- model.batch_gpu={batch // rounds}\n")
-        (job / "csv").mkdir()
-        with open(job / "csv" / "metrics.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["kimg", "step", "progress/minibatch", "progress/rounds", "metrics/fid50k_full"])
-            w.writerows([[0.1, 0, 16, 2, ""], [0.2, 1, batch, rounds, ""], [0.2, 1, "", "", 50.0 - num]])
-        (job / "status.json").write_text(json.dumps({"job_num": num, "status": "completed"}))
+        rows = [{"kimg": 0.1, "step": 0, "progress/minibatch": 16, "progress/rounds": 2},
+                {"kimg": 0.2, "step": 1, "progress/minibatch": batch, "progress/rounds": rounds},
+                {"kimg": 0.2, "step": 1, "metrics/fid50k_full": 50.0 - num}]
+        _job(root, num, [f"model.batch_gpu={batch // rounds}"], rows, {"status": "completed"})
     report = write_report(root, plot=False)
     rows = _read_csv(report.paths["csv"])
     assert [(r["batch"], r["rounds"], r["metrics/fid50k_full"]) for r in rows] == [
