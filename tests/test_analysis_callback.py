@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,68 @@ def test_the_analysis_leaves_the_training_trajectory_alone(run, tmp_path):
     assert states[0].keys() == states[1].keys() and any(k.startswith("G_ema.") for k in states[0])
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert len(list((tmp_path / "analysis").glob("droplets_kimg*.png"))) == 3  # it did measure (start + 2 ticks)
+
+
+def test_the_sweep_report_tabulates_an_analysis_scalar_asked_for(run, tmp_path):
+    """stylegan-report --metric contribution/<res> (or droplets/<res>/...): the run as job 0 of a sweep folder."""
+    import shutil
+
+    from stylegan.report import write_report
+
+    shutil.copytree(run, tmp_path / "sweep" / "0", ignore=shutil.ignore_patterns("wandb", "analysis", "checkpoints"))
+    for metric in ("contribution/32", "droplets/16/spike_ratio"):
+        report = write_report(tmp_path / "sweep", metric, plot=False)
+        with open(report.paths["csv"]) as f:
+            (row,) = csv.DictReader(f)
+        assert float(row[metric]) == _logged(run, metric)[-1][metric]
+        assert f"Metric: `{metric}`" in report.paths["md"].read_text()
+
+
+def test_bad_settings_are_one_line(tmp_path, capsys):
+    from stylegan.preflight import ConfigError
+    from stylegan.training.analysis_callback import ContributionsCallback, DropletsCallback
+
+    line = refusal(capsys, ["stylegan-train", *BASE, "analysis=droplets", "callbacks.droplets.seeds=5-1",
+                            f"hydra.run.dir={tmp_path}"])
+    assert line == "stylegan-train: error: callbacks.droplets.seeds=5-1: range 5-1 runs backwards; use 1-5"
+    assert not (tmp_path / "checkpoints").exists()
+    for cls, kwargs, named in [(ContributionsCallback, {"seeds": "3"}, "callbacks.contributions.seeds='3'"),
+                               (DropletsCallback, {"every_kimg": 0}, "callbacks.droplets.every_kimg=0"),
+                               (DropletsCallback, {"noise_mode": "fixed"}, "callbacks.droplets.noise_mode='fixed'"),
+                               (DropletsCallback, {"figure_seeds": 0}, "callbacks.droplets.figure_seeds=0"),
+                               (DropletsCallback, {"batch_size": 0}, "callbacks.droplets.batch_size=0")]:
+        with pytest.raises(ConfigError, match="^" + re.escape(named)):
+            cls(str(tmp_path), **kwargs)
+
+
+class _Strategy:
+    def __init__(self, received=None):
+        self.sent, self.received = [], received
+
+    def broadcast(self, obj, src=0):
+        self.sent.append(obj)
+        return obj if self.received is None else self.received
+
+
+def test_a_failure_on_rank_0_reaches_every_rank(tmp_path):
+    """Rank 0 still reaches the tick's broadcast when its measurement fails (no rank left waiting) and raises its own
+    error; another rank raises rank 0's line instead of logging nothing."""
+    from types import SimpleNamespace
+
+    from stylegan.training.analysis_callback import DropletsCallback
+
+    class Broken(DropletsCallback):
+        def measure(self, G, opts, kimg, stem):
+            raise ValueError("boom")
+
+    module = SimpleNamespace(cur_nimg=8, G_ema=SimpleNamespace(training=True, c_dim=0, train=lambda mode: None),
+                             device=__import__("torch").device("cpu"))
+    rank0 = SimpleNamespace(is_global_zero=True, strategy=_Strategy(), loggers=[], global_step=1, callback_metrics={})
+    with pytest.raises(ValueError, match="boom"):
+        Broken(str(tmp_path)).run(rank0, module)
+    assert rank0.strategy.sent == [(None, "ValueError: boom")]
+    rank1 = SimpleNamespace(is_global_zero=False, strategy=_Strategy(received=(None, "ValueError: boom")), loggers=[],
+                            global_step=1, callback_metrics={})
+    with pytest.raises(RuntimeError, match=r"^droplets analysis failed on rank 0 at kimg 0.008: ValueError: boom$"):
+        Broken(str(tmp_path)).run(rank1, module)
+    assert rank1.strategy.sent == [(None, None)] and rank1.callback_metrics == {}

@@ -41,10 +41,9 @@ def _seeds(seeds: Any, key: str) -> list[int]:
 
     text = ",".join(map(str, seeds)) if isinstance(seeds, (list, tuple)) else str(seeds)
     try:
-        parsed = parse_seeds(text, key)
-    except ToolError as e:
-        raise ConfigError(str(e)) from None
-    return parsed
+        return parse_seeds(text, key)
+    except ToolError as e:  # "<key> '<text>': why" -> "<key>=<text>: why"
+        raise ConfigError(str(e).replace(f"{key} {text!r}", f"{key}={text}", 1)) from None
 
 
 class AnalysisCallback(L.Callback):
@@ -60,7 +59,7 @@ class AnalysisCallback(L.Callback):
         key = f"callbacks.{self.name}"
         if not isinstance(every_kimg, (int, float)) or isinstance(every_kimg, bool) or not every_kimg > 0:
             raise ConfigError(f"{key}.every_kimg={every_kimg!r} must be > 0 (kimg between two measurements)")
-        self.seeds = _seeds(seeds, f"{key}.seeds=")
+        self.seeds = _seeds(seeds, f"{key}.seeds")
         if len(self.seeds) < self.min_seeds:
             raise ConfigError(f"{key}.seeds={seeds!r}: {self.name} needs at least {self.min_seeds} seeds")
         if noise_mode not in ("const", "random", "none"):
