@@ -62,7 +62,8 @@ def job_info() -> JobInfo:
     if hc.mode != RunMode.MULTIRUN:
         return JobInfo(name=" ".join(overrides) or "run", overrides=overrides)
     swept, _ = swept_overrides(hc)  # naming must never fail a run: what parsed
-    varied = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in swept]
+    groups = {k.split("@", 1)[0] for k in swept}  # group@pkg: its key_or_group is the group
+    varied = [o for o in overrides if o.split("=", 1)[0].lstrip("+~").split("@", 1)[0] in groups]
     sweep_dir = Path(str(hc.sweep.dir))
     return JobInfo(name=" ".join(varied or overrides) or f"job{hc.job.num}", group=sweep_dir.name,
                    overrides=overrides, multirun=True, job_num=int(hc.job.num))
