@@ -8,6 +8,8 @@ Gmain, Greg (every G interval), Dmain, Dreg (every D interval), each with ``requ
 step with the lazy ratio (lr x r, betas ^ r, r = interval / (interval + 1)); then the G EMA (lerp of the parameters,
 copy of the buffers). Not timed, as in the official loop's step: the augment pipe (off), statistics and snapshots.
 The official loop draws its latents on the device for all phases at once and its labels on the host; so does this.
+``compare_with_module``: the project's module against this loop from the same weights, batches and latents
+(``seed_spread.py check``).
 """
 
 from __future__ import annotations
@@ -127,3 +129,105 @@ def run_official(official, model, cfg, cycles: int, device: str, fp16_res: int) 
     return {"img_per_s": images / seconds, "sec_per_kimg": seconds / images * 1000,
             "peak_GiB": peak_memory(device) / 2**30 if device == "cuda" else None, "fp16_res": fp16_res,
             "batch_gpu": cfg.model.get("batch_gpu")}
+
+
+def compare_with_module(official, cfg, iterations: int, g_lazy: str = "ada") -> dict[str, float]:
+    """The project's module (``cfg.model``, a Lightning fit) and the official loop (its networks, loaded with the
+    module's initial weights, and ``StyleGAN2Loss``), both in float32 (the official mapping casts z to float32), fed
+    the same real batches and the same latents per phase (Gmain: the module's G-phase draw, Dmain: its D-phase draw)
+    for ``iterations`` minibatches. Returns, per network (G, D, G_ema), the distance between the two final weights
+    relative to how far the official loop moved them: ``|W_module - W_official| / |W_official - W_start|``.
+    ``g_lazy``: 'ada' (stylegan2-ada-pytorch's and the TF StyleGAN2's G Adam correction from ``G_reg_interval``, also
+    with path length off) or 'stylegan3' (none when it is off). The official G's output goes through tanh where
+    ``model.generator.output_activation`` is tanh."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from torch_utils import misc
+    from training.loss import StyleGAN2Loss
+
+    from seed_spread import official_phases, tanh_wrap
+
+    torch.manual_seed(int(cfg.seed))
+    module = instantiate(cfg.model, total_kimg=iterations * cfg.data.batch_size / 1000)
+    act = cfg.model.generator.get("output_activation", "linear")
+    linear = instantiate(cfg.model.generator, output_activation="linear")
+    linear.load_state_dict(module.G.state_dict())
+    blob = export_official(linear, module.D)
+    blob["D"] = {k: v.detach().clone() for k, v in blob["D"].items()}  # a state_dict shares the module's storage
+    nets = official[0]
+    gk, dk = dict(blob["G_kwargs"]), dict(blob["D_kwargs"])
+    top = {k: gk.pop(k) for k in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")}
+    gk.pop("fused_modconv_default", None)
+    gk["num_fp16_res"] = dk["num_fp16_res"] = 0
+    G, D = nets.Generator(**top, synthesis_kwargs=gk), nets.Discriminator(**dk)
+    G.load_state_dict(blob["G"])
+    D.load_state_dict(blob["D"])
+    G, D = G.train().requires_grad_(False), D.train().requires_grad_(False)
+    G_ema = copy.deepcopy(G).eval()
+
+    seen, zs = [], []
+    normal = module.draws.normal
+
+    def recording(shape, dtype=torch.float32):
+        z = normal(shape, dtype)
+        zs.append(z.detach().clone())
+        return z
+
+    module.draws.normal = recording
+
+    class Batches(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(batch[0].detach().clone())
+
+    trainer = L.Trainer(accelerator="cpu", devices=1, precision="32-true", max_steps=-1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Batches()])
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert len(seen) == iterations and len(zs) == 2 * iterations, (len(seen), len(zs))
+
+    synthesis = tanh_wrap(G.synthesis) if act == "tanh" else G.synthesis
+    loss = StyleGAN2Loss(torch.device("cpu"), G.mapping, synthesis, D, r1_gamma=cfg.loss.r1_gamma,
+                         style_mixing_prob=cfg.loss.style_mixing_prob, pl_weight=cfg.loss.pl_weight,
+                         pl_batch_shrink=cfg.loss.pl_batch_shrink, pl_decay=cfg.loss.pl_decay)
+    phases = official_phases(G, D, cfg, g_lazy)
+    ema_kimg, rampup, n = float(cfg.model.ema_kimg), cfg.model.ema_rampup, int(cfg.data.batch_size)
+    for i, real in enumerate(seen):
+        no_c = torch.zeros([n, 0])
+        for phase in phases:
+            if i % phase["interval"] != 0:
+                continue
+            z = zs[2 * i] if phase["name"].startswith("G") else zs[2 * i + 1]
+            phase["opt"].zero_grad(set_to_none=True)
+            phase["module"].requires_grad_(True)
+            loss.accumulate_gradients(phase=phase["name"], real_img=real, real_c=no_c, gen_z=z, gen_c=no_c,
+                                      sync=True, gain=phase["interval"])
+            phase["module"].requires_grad_(False)
+            for p in phase["module"].parameters():
+                if p.grad is not None:
+                    misc.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+            phase["opt"].step()
+        ema_nimg = ema_kimg * 1000 if rampup is None else min(ema_kimg * 1000, i * n * rampup)
+        beta = 0.5 ** (n / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
+                p_ema.copy_(p.lerp(p_ema, beta))
+            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+                b_ema.copy_(b)
+    out = {}
+    for name, ours, theirs in (("G", module.G, G), ("D", module.D, D), ("G_ema", module.G_ema, G_ema)):
+        mine = export_official(**{name[0]: ours if name[0] == "D" else _as_linear(cfg, ours)})[name[0]]
+        ref, start = theirs.state_dict(), blob[name[0]]
+        keys = [k for k in ref if ref[k].is_floating_point() and k in start]
+        moved = torch.cat([(ref[k] - start[k]).flatten() for k in keys]).norm()
+        apart = torch.cat([(mine[k] - ref[k]).flatten() for k in keys]).norm()
+        out[name] = float(apart / moved.clamp(min=1e-30))
+    return out
+
+
+def _as_linear(cfg, G):
+    """A linear-output copy of ``G`` (same weights), so that ``export_official`` names its tensors."""
+    from hydra.utils import instantiate
+
+    copy_ = instantiate(cfg.model.generator, output_activation="linear")
+    copy_.load_state_dict(G.state_dict())
+    return copy_
