@@ -62,8 +62,10 @@ class AnalysisCallback(L.Callback):
         self.seeds = _seeds(seeds, f"{key}.seeds")
         if len(self.seeds) < self.min_seeds:
             raise ConfigError(f"{key}.seeds={seeds!r}: {self.name} needs at least {self.min_seeds} seeds")
-        if noise_mode not in ("const", "random", "none"):
-            raise ConfigError(f"{key}.noise_mode={noise_mode!r}: use const, random or none")
+        from ..tools.generate import NOISE_MODES
+
+        if noise_mode not in NOISE_MODES:
+            raise ConfigError(f"{key}.noise_mode={noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 1):
             raise ConfigError(f"{key}.batch_size={batch_size!r} must be a positive integer or null")
