@@ -9,7 +9,8 @@ official ``accumulate_gradients`` is called per round. Latents are drawn for the
 ``batch_gpu`` is a limit: a per-device batch at or below it is one round (stylegan2-ada-pytorch's loop; null: the
 whole per-device batch in one round). Adam's step does not depend on the gradient's scale (up to its eps), so
 K rounds train like one batch of K x batch_gpu apart from the per-round groups and means (NVlabs' TensorFlow
-StyleGAN2 divides the sum by K instead).
+StyleGAN2 divides the sum by K instead). Under DDP only the last backward before each optimizer step all-reduces the
+gradients (:func:`gradient_sync`), as the official ``ddp_sync`` on a phase's last round.
 """
 
 from __future__ import annotations
