@@ -187,17 +187,22 @@ def write_csv(rows: list[tuple], distance_name: str, path: Path) -> Path:
 
 
 def figure(gen: list[float], real: list[float], distance_name: str, args: argparse.Namespace, path: Path) -> Path:
-    """Both histograms on shared bins, and the ROC curve with its AUC."""
+    """Both histograms on shared bins (log-spaced when the distances span more than a factor 20), and the ROC curve
+    with its AUC."""
     from matplotlib.figure import Figure
 
     stand_in = "" if distance_name.startswith("lpips") else " (stand-in, not LPIPS)"
     fig = Figure(figsize=(9, 3.4))
     hist, roc = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
-    bins = np.histogram_bin_edges(np.concatenate([gen, real]), bins=int(np.clip((len(gen) + len(real)) // 2, 5, 30)))
+    both = np.concatenate([gen, real])
+    count = int(np.clip(len(both) // 2, 5, 30))
+    log = bool(np.isfinite(both).all() and both.min() > 0 and both.max() > 20 * both.min())  # spans decades
+    bins = np.geomspace(both.min(), both.max(), count + 1) if log else np.histogram_bin_edges(both, bins=count)
     for values, label, color in ((gen, "generated", "tab:blue"), (real, "real", "tab:orange")):
         hist.hist(values, bins=bins, alpha=0.55, color=color, label=f"{label} ({len(values)}, median "
                   f"{np.median(values):.3g})")
-    hist.set_xlabel(f"{distance_name} distance{stand_in} to the re-synthesis")
+    hist.set_xscale("log" if log else "linear")
+    hist.set_xlabel(f"{distance_name} distance{stand_in} to the re-synthesis" + (" (log scale)" if log else ""))
     hist.set_ylabel("images")
     hist.legend(fontsize=8)
     fpr, tpr = roc_curve(gen, real)
