@@ -20,10 +20,10 @@ at the generator's resolution and channel count, a ``stylegan-prepare`` output, 
 ``data.max_images`` draws a subset (seed 0; all of them in order when there are exactly N). They are not resized:
 an interpolated image would be smoother than the generator's and project differently for that reason alone.
 
-``--steps`` defaults to the official 1000: every image costs that many forward and backward passes of G (on a CPU,
-minutes per image at 64x64 and up; ``--steps 200 --seeds 0-7`` gives a first look, with a weaker projection for both
-kinds). Outputs: ``attribution.csv`` (kind, seed, file, the distance), ``attribution.png`` (both histograms and
-the ROC curve with its AUC).
+``--steps`` defaults to the official 1000: every image costs that many forward and backward passes of G (one CPU
+thread: ~14 s per image for the 32x32 ``mnist_demo`` G, far more for wide 64x64+ generators; ``--steps 200 --seeds
+0-7`` gives a first look, with a weaker projection of both kinds). Outputs: ``attribution.csv`` (kind, seed,
+file, the distance), ``attribution.png`` (both histograms and the ROC curve with its AUC).
 """
 
 from __future__ import annotations
