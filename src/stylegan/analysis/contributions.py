@@ -109,7 +109,8 @@ def figure(rows: list[tuple[float | None, dict[int, float]]], path: Path) -> Pat
     resolutions = list(rows[0][1])
     if rows[0][0] is None:
         share = shares(rows[0][1])
-        ax.bar([str(r) for r in resolutions], [share[r] for r in resolutions], color="tab:blue")
+        ax.bar(range(len(resolutions)), [share[r] for r in resolutions], color="tab:blue")
+        ax.set_xticks(range(len(resolutions)), [str(r) for r in resolutions])
         ax.set_xlabel("resolution")
     else:
         kimg = [k for k, _ in rows]

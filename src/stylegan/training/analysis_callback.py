@@ -237,11 +237,5 @@ class ContributionsCallback(AnalysisCallback):
         self.series.append((kimg, stds))
         series = self.series
         write_csv(series, self.dirpath / "contributions.csv")
-        quiet = logging.getLogger("matplotlib.category")  # the first tick's bars: an INFO line about string labels
-        level = quiet.level
-        quiet.setLevel(logging.WARNING)
-        try:
-            png = figure(series if len(series) > 1 else [(None, stds)], self.dirpath / f"{stem}.png")
-        finally:
-            quiet.setLevel(level)
+        png = figure(series if len(series) > 1 else [(None, stds)], self.dirpath / f"{stem}.png")
         return {f"contribution/{res}": share for res, share in shares(stds).items()}, png
