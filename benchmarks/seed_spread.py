@@ -281,8 +281,8 @@ def at(traj: list[tuple[float, float]], kimg: float) -> float | None:
 
 
 def table(args) -> str:
-    lines = ["| seed | side | final FD | min FD (kimg) | " + " | ".join(f"FD@{m}" for m in MARKS) + " |",
-             "|---" * (4 + len(MARKS)) + "|"]
+    head = " | ".join(f"FD@{m}" for m in MARKS)
+    lines = [f"| seed | side | final FD | min FD (kimg) | {head} | kimg to FD<200 |", "|---" * (5 + len(MARKS)) + "|"]
     finals: dict[str, list[float]] = {}
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     for side in args.sides:
@@ -290,17 +290,26 @@ def table(args) -> str:
             run = Path(args.out) / side / f"seed{seed}"
             traj = trajectory(run)
             if not traj or not (run / "done").exists():
-                lines.append(f"| {seed} | {side} | (not finished: {len(traj)} evaluations) |" + " |" * (2 + len(MARKS)))
+                lines.append(f"| {seed} | {side} | (not finished: {len(traj)} evaluations) |" + " |" * (3 + len(MARKS)))
                 continue
             k_min, fd_min = min(traj, key=lambda r: r[1])
             finals.setdefault(side, []).append(traj[-1][1])
+            below = next((k for k, fd in traj if fd < 200), None)  # when the recovery from the early collapse lands
             lines.append(f"| {seed} | {side} | {traj[-1][1]:.1f} | {fd_min:.1f} ({k_min:.1f}) | "
-                         + " | ".join(fmt(at(traj, m)) for m in MARKS) + " |")
+                         + " | ".join(fmt(at(traj, m)) for m in MARKS) + f" | {fmt(below)} |")
+    if args.trajectories:  # every evaluation: FD per whole kimg
+        lines.append("")
+        for side in args.sides:
+            for seed in args.seeds:
+                traj = trajectory(Path(args.out) / side / f"seed{seed}")
+                lines.append(f"{side} seed {seed}: " + " ".join(f"{k:.0f}:{fd:.0f}" for k, fd in traj))
     lines.append("")
     for side, vals in finals.items():
         sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        lines.append(f"{side}: {len(vals)} seeds, final FD median {statistics.median(vals):.1f}, mean "
-                     f"{statistics.fmean(vals):.1f}, sd {sd:.1f}, range {min(vals):.1f}-{max(vals):.1f}")
+        med = statistics.median(vals)
+        mad = statistics.median(abs(v - med) for v in vals)  # robust: one outlying seed barely moves it
+        lines.append(f"{side}: {len(vals)} seeds, final FD median {med:.1f}, mean {statistics.fmean(vals):.1f}, "
+                     f"sd {sd:.1f}, MAD {mad:.1f}, range {min(vals):.1f}-{max(vals):.1f}")
     return "\n".join(lines)
 
 
@@ -314,6 +323,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "outputs" / "seed_spread"))
     p.add_argument("--official", default=str(ROOT / ".official" / "stylegan2-ada-pytorch"))
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--trajectories", action="store_true", help="table: also every run's FD per kimg")
     p.add_argument("--iterations", type=int, default=17, help="check: minibatches (17: R1 at 0 and 16)")
     p.add_argument("--project-args", nargs="*", default=[], help="extra overrides for stylegan-train")
     p.add_argument("--official-arg", dest="official_args", action="append", default=[],
