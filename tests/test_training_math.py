@@ -27,7 +27,8 @@ def test_lazy_adam_matches_official_numbers():
 
 def test_lazy_schedule_in_one_place():
     """Lazy: path length every 4, R1 every 16 (their iterations), Adam corrected for those intervals. Not lazy
-    (configs A-B): every step, in the main step, no Adam correction. Disabled: never, no correction."""
+    (configs A-B): every step, in the main step, no Adam correction. Disabled: never, but Adam keeps the correction
+    of its interval (the official loops correct whenever a reg interval is set); interval 1: none."""
     lazy, eager, off = LossConfig(), LossConfig(lazy=False), LossConfig(pl_weight=0, r1_gamma=0)
     assert [i for i in range(33) if lazy.path_length.due(i)] == [0, 4, 8, 12, 16, 20, 24, 28, 32]
     assert [i for i in range(33) if lazy.r1.due(i)] == [0, 16, 32]
@@ -36,7 +37,8 @@ def test_lazy_schedule_in_one_place():
     assert all(eager.r1.due(i) and eager.path_length.due(i) for i in range(5))
     assert lazy_ratio(eager.r1.adam_interval) == lazy_ratio(eager.path_length.adam_interval) == 1.0
     assert not any(off.r1.due(i) or off.path_length.due(i) for i in range(20))
-    assert off.r1.adam_interval is None and off.path_length.adam_interval is None
+    assert (off.path_length.adam_interval, off.r1.adam_interval) == (4, 16)
+    assert lazy_ratio(LossConfig(pl_weight=0, g_reg_interval=1).path_length.adam_interval) == 1.0
     with pytest.raises(ValueError, match=r"loss\.d_reg_interval"):
         LossConfig(d_reg_interval=0)
 
@@ -145,3 +147,30 @@ def test_global_draws_are_the_global_batch_sliced_by_rank():
     assert torch.equal(restored.normal([4]), one.normal([4]))
     with pytest.raises(ValueError, match="draws must be one of"):
         Draws("per_device")
+
+
+@pytest.mark.parametrize("preset,g,d", [
+    # stylegan2-ada-pytorch --cfg=cifar: lr 0.0025, G_reg_interval 4 although pl_weight is 0, D_reg_interval 16
+    ("experiment=cifar", (0.0025 * 4 / 5, 0.99 ** (4 / 5)), (0.0025 * 16 / 17, 0.99 ** (16 / 17))),
+    # TF StyleGAN2 config C: lazy_regularization (G every 4, D every 16) with path length off; the growing
+    # schedule's lr 0.001 at the first resolutions
+    ("experiment=config_c", (0.001 * 4 / 5, 0.99 ** (4 / 5)), (0.001 * 16 / 17, 0.99 ** (16 / 17))),
+    # the demo: no G correction (loss.g_reg_interval=1), lazy R1 every 16 at lr 0.003
+    ("experiment=mnist_demo", (0.003, 0.99), (0.003 * 16 / 17, 0.99 ** (16 / 17))),
+    # StyleGAN1's WGAN-GP: no lazy regularization at all
+    ("loss=wgan_gp", (0.002, 0.99), (0.002, 0.99)),
+])
+def test_the_presets_optimizers_have_the_official_lazy_correction(preset, g, d):
+    """Adam's lr and beta2 of G and D as the module builds them from the composed preset, against the official
+    numbers written out here (lr x c, beta ** c, c = interval / (interval + 1))."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[preset, "scale=cpu"])
+    opt_g, opt_d = instantiate(cfg.model).configure_optimizers()
+    for opt, (lr, beta2) in ((opt_g, g), (opt_d, d)):
+        group = opt.param_groups[0]
+        assert group["lr"] == pytest.approx(lr, rel=1e-12) and group["betas"][1] == pytest.approx(beta2, rel=1e-12)

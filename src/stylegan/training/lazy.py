@@ -17,8 +17,11 @@ import torch
 class LazyRegularizer:
     """When a regularizer runs and with what weight: every ``interval`` minibatches, its loss multiplied by
     ``interval``; with interval 1 (``loss.lazy=false``, configs A-B) it shares the main loss's backward and step
-    (official "Gboth"/"Dboth"). A disabled one (``weight`` 0) never runs and its optimizer gets no lazy correction,
-    as the official loop does when a reg interval is None."""
+    (official "Gboth"/"Dboth"). A disabled one (``weight`` 0) never runs, but its optimizer keeps the lazy
+    correction of its interval, as the official loops do whenever a reg interval is set: stylegan2-ada-pytorch's
+    ``--cfg=cifar`` (path length off, ``G_reg_interval`` 4: G lr 0.0025 x 0.8) and the TF StyleGAN2 config C
+    (``lazy_regularization`` with path length off). No correction: interval 1 (stylegan3's configs without path
+    length set ``G_reg_interval`` None: ``loss.g_reg_interval=1``)."""
 
     weight: float
     interval: int
@@ -37,8 +40,8 @@ class LazyRegularizer:
 
     @property
     def adam_interval(self) -> int | None:
-        """The interval to correct Adam for (:func:`lazy_adam`), None when disabled."""
-        return self.interval if self.enabled else None
+        """The interval to correct Adam for (:func:`lazy_adam`; 1: none), also when the regularizer is disabled."""
+        return self.interval
 
 
 def lazy_ratio(interval: int | None) -> float:
