@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from torch import nn
 from ..networks import Generator
 from ..utils.atomic import atomic_open
 
-DISTANCES = ("auto", "lpips", "pixel")
 MIN_SEEDS = 10  # one sample per decile at least
 STANDARD_COLUMN = "ppl"
 
@@ -127,24 +125,11 @@ def check(G, path: Path, args: argparse.Namespace) -> None:
 
 
 def build_distance(kind: str) -> nn.Module:
-    """LPIPS-VGG16 (``lpips``; one line when its weights cannot load), the pixel-pyramid stand-in (``pixel``), or
-    ``auto``: LPIPS when it loads, else the stand-in with a warning."""
-    from ..metrics.extractors import MetricSetupError, build_lpips
-    from ..tools.generate import ToolError
-    from ..tools.projection import PixelDistance
+    """The projector's distances (:func:`..tools.projection.build_distance`): LPIPS-VGG16, the pixel-pyramid
+    stand-in, or ``auto`` (LPIPS when it loads, else the stand-in with a warning)."""
+    from ..tools.projection import build_distance as projector_distance
 
-    if kind not in DISTANCES:
-        raise ToolError(f"--distance {kind!r}: use one of {', '.join(DISTANCES)}")
-    if kind == "pixel":
-        return PixelDistance()
-    try:
-        return build_lpips()
-    except MetricSetupError as e:
-        if kind == "lpips":
-            raise ToolError(f"--distance lpips: {e}") from None
-        warnings.warn(f"LPIPS is unavailable, so ppl measures path lengths with the pixel-pyramid stand-in (not PPL);"
-                      f" --distance pixel silences this. Why: {e}", stacklevel=2)
-        return PixelDistance()
+    return projector_distance(kind, "ppl measures path lengths with the pixel-pyramid stand-in (not PPL)")
 
 
 def column(distance: nn.Module) -> str:

@@ -62,9 +62,13 @@ class PixelDistance(nn.Module):
         return total
 
 
-def build_distance(kind: str) -> nn.Module:
+FALLBACK = "the projection uses the pixel distance, which matches colours and layout, not perceptual detail"
+
+
+def build_distance(kind: str, fallback: str = FALLBACK) -> nn.Module:
     """``lpips`` (torch-fidelity's LPIPS-VGG16, the ``[metrics]`` extra; a one-line error when it cannot load),
-    ``pixel``, or ``auto``: LPIPS when it loads, else ``pixel`` with a warning."""
+    ``pixel``, or ``auto``: LPIPS when it loads, else ``pixel`` with a warning saying what that means (``fallback``:
+    "LPIPS is unavailable, so <fallback>")."""
     from ..metrics.extractors import MetricSetupError, build_lpips
 
     if kind not in DISTANCES:
@@ -76,8 +80,7 @@ def build_distance(kind: str) -> nn.Module:
     except MetricSetupError as e:
         if kind == "lpips":
             raise ToolError(f"--distance lpips: {e}") from None
-        warnings.warn(f"LPIPS is unavailable, so the projection uses the pixel distance, which matches colours and "
-                      f"layout, not perceptual detail; --distance pixel silences this. Why: {e}", stacklevel=2)
+        warnings.warn(f"LPIPS is unavailable, so {fallback}; --distance pixel silences this. Why: {e}", stacklevel=2)
         return PixelDistance()
 
 
