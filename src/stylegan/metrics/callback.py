@@ -12,17 +12,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 
 from ..utils.checkpoint_write import save_on_every_rank
+from ..utils.ticks import KimgTicks
 from .names import higher_is_better, is_better
 from .runner import MetricRunner, build_networks
 
 log = logging.getLogger(__name__)
 
 
-class MetricsCallback(L.Callback):
+class MetricsCallback(KimgTicks):
     """``metrics``: names such as ``fid50k_full``, ``kid50k_full``, ``pr50k3_full``, ``ppl2_wend``, ``fid2k``.
     ``feature_extractor`` / ``pr_extractor``: 'inception' / 'vgg16' (torch-fidelity) or a module;
     ``*_weights_path``: local weights for offline machines. ``ppl_distance``: 'lpips' or a module.
@@ -102,23 +102,8 @@ class MetricsCallback(L.Callback):
             self.best, self.best_kimg = state_dict.get("best"), state_dict.get("best_kimg")
 
     # ------------------------------------------------------------------ triggers
-    def _tick(self, pl_module) -> int:
-        return int(pl_module.cur_nimg // max(self.every_kimg * 1000, 1))
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._last_tick = self._tick(pl_module)
-        if self.at_start:
-            self.evaluate(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        tick = self._tick(pl_module)
-        if tick > self._last_tick:
-            self._last_tick = tick
-            self.evaluate(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last_nimg != pl_module.cur_nimg:
-            self.evaluate(trainer, pl_module)
+    def work(self, trainer, pl_module) -> dict[str, float]:
+        return self.evaluate(trainer, pl_module)
 
     # ------------------------------------------------------------------ work
     def evaluate(self, trainer, pl_module) -> dict[str, float]:

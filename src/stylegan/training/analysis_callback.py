@@ -26,10 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 
+from ..utils.ticks import KimgTicks
 from .config import ConfigError
 from .tracking import log_image
 
@@ -46,7 +46,7 @@ def _seeds(seeds: Any, key: str) -> list[int]:
         raise ConfigError(str(e).replace(f"{key} {text!r}", f"{key}={text}", 1)) from None
 
 
-class AnalysisCallback(L.Callback):
+class AnalysisCallback(KimgTicks):
     """Shared by the analyses: ``every_kimg`` ticks (and ``at_start``: kimg of the first step; always at the end),
     seeds as ``stylegan analyze --seeds`` (``"0-7"``, ``"0-3,9"`` or a list), ``noise_mode`` const|random|none,
     ``class_idx`` (a conditional G; null: class 0), ``batch_size`` (null: 64 on CUDA, 8 otherwise)."""
@@ -90,24 +90,12 @@ class AnalysisCallback(L.Callback):
             self.check(G)  # before any training step: every rank raises the same line
 
     # ------------------------------------------------------------------ triggers (as MetricsCallback's)
-    def _tick(self, pl_module) -> int:
-        return int(pl_module.cur_nimg // max(self.every_kimg * 1000, 1))
+    def work(self, trainer, pl_module) -> dict[str, float]:
+        return self.run(trainer, pl_module)
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        self._last_tick = self._tick(pl_module)
-        done = self.history and self.history[-1]["kimg"] == pl_module.cur_nimg / 1000  # resumed at a tick
-        if self.at_start and not done:
-            self.run(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        tick = self._tick(pl_module)
-        if tick > self._last_tick:
-            self._last_tick = tick
-            self.run(trainer, pl_module)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        if self._last_nimg != pl_module.cur_nimg:
-            self.run(trainer, pl_module)
+    def done_at(self, pl_module) -> bool:
+        """A run resumed at a tick measured there already."""
+        return bool(self.history) and self.history[-1]["kimg"] == pl_module.cur_nimg / 1000
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}

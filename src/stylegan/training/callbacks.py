@@ -18,6 +18,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from ..utils.atomic import atomic_open
 from ..utils.checkpoint_write import CheckpointWriteError, save_on_every_rank
 from ..utils.images import make_grid, save_image
+from ..utils.ticks import tick_index
 from .tracking import log_image
 
 
@@ -84,7 +85,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def _crossed(module, every_kimg: float, last: int) -> int | None:
     """The index of the ``every_kimg`` tick just reached, if a new one was reached."""
-    tick = int(module.cur_nimg // max(every_kimg * 1000, 1))
+    tick = tick_index(module.cur_nimg, every_kimg)
     return tick if tick > last else None
 
 
