@@ -83,18 +83,21 @@ def compose_demo(seed: int, run_dir: Path, extra: list[str]):
 
 
 def official_phases(G, D, cfg, g_lazy: str):
-    """The official phase list (training_loop.py): lazy phases with Adam lr x r, betas ^ r per network; G without a
-    reg interval ('Gboth', plain Adam) for ``g_lazy='stylegan3'`` when path length is off."""
+    """The official phase list (training_loop.py): lazy phases with Adam lr x r, betas ^ r per network. G's interval
+    is the official one, not the config's (the demo sets ``loss.g_reg_interval=1``): stylegan2-ada-pytorch's
+    ``G_reg_interval`` is always 4 (its train.py keeps the loop's default, also with path length off);
+    ``g_lazy='stylegan3'``: none ('Gboth', plain Adam) when path length is off. An interval of 1 is no lazy phase."""
     import torch
 
     out = []
-    g_interval = cfg.loss.g_reg_interval
-    if g_lazy == "stylegan3" and cfg.loss.pl_weight == 0:
-        g_interval = None
+    if g_lazy == "ada":
+        g_interval = 4
+    else:
+        g_interval = None if cfg.loss.pl_weight == 0 else cfg.loss.g_reg_interval
     betas = tuple(cfg.model.optim.betas)
     for name, module, lr, interval in (("G", G, cfg.model.optim.g_lr, g_interval),
                                        ("D", D, cfg.model.optim.d_lr, cfg.loss.d_reg_interval)):
-        if interval is None:
+        if interval is None or interval <= 1:
             opt = torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=cfg.model.optim.eps)
             out.append(dict(name=name + "both", module=module, opt=opt, interval=1))
             continue
