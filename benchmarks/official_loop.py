@@ -73,20 +73,34 @@ def iteration(phases, loss, G, G_ema, real: torch.Tensor, real_c: torch.Tensor, 
     all_c = real_c[torch.randint(n, [len(phases), n], device=device)] if G.c_dim else real_c.new_zeros(
         [len(phases), n, 0])
     for phase, z, c in zip(phases, all_z, all_c, strict=True):
-        if batch_idx % phase["interval"] != 0:
-            continue
-        phase["opt"].zero_grad(set_to_none=True)
-        phase["module"].requires_grad_(True)
-        rounds = list(zip(real.split(size), real_c.split(size), z.split(size), c.split(size), strict=True))
-        for i, (x, x_c, z_r, c_r) in enumerate(rounds):
-            extra = dict(sync=i == len(rounds) - 1) if flavor == "ada" else dict(cur_nimg=cur_nimg)
-            loss.accumulate_gradients(phase=phase["name"], real_img=x, real_c=x_c, gen_z=z_r, gen_c=c_r,
-                                      gain=phase["interval"], **extra)
-        phase["module"].requires_grad_(False)
-        for p in phase["module"].parameters():
-            if p.grad is not None:
-                torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-        phase["opt"].step()
+        if batch_idx % phase["interval"] == 0:
+            phase_step(phase, loss, real, real_c, z, c, size, cur_nimg, flavor)
+    ema_update(G_ema, G, n, cur_nimg, ema_kimg, ema_rampup)
+
+
+def phase_step(phase, loss, real, real_c, z, c, batch_gpu: int | None = None, cur_nimg: int = 0,
+               flavor: str = "ada") -> None:
+    """One official phase: ``requires_grad`` on its network only, ``zero_grad``, ``accumulate_gradients`` (gain =
+    the phase's interval) on each round of ``batch_gpu`` images (None: one round), ``nan_to_num`` of the gradients,
+    the Adam step."""
+    size = batch_gpu or real.shape[0]
+    phase["opt"].zero_grad(set_to_none=True)
+    phase["module"].requires_grad_(True)
+    rounds = list(zip(real.split(size), real_c.split(size), z.split(size), c.split(size), strict=True))
+    for i, (x, x_c, z_r, c_r) in enumerate(rounds):
+        extra = dict(sync=i == len(rounds) - 1) if flavor == "ada" else dict(cur_nimg=cur_nimg)
+        loss.accumulate_gradients(phase=phase["name"], real_img=x, real_c=x_c, gen_z=z_r, gen_c=c_r,
+                                  gain=phase["interval"], **extra)
+    phase["module"].requires_grad_(False)
+    for p in phase["module"].parameters():
+        if p.grad is not None:
+            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+    phase["opt"].step()
+
+
+def ema_update(G_ema, G, n: int, cur_nimg: int, ema_kimg: float, ema_rampup: float | None) -> None:
+    """The official G EMA after a minibatch of ``n`` images: half-life ``ema_kimg`` (ramped up to ``cur_nimg x
+    ema_rampup``, ``cur_nimg`` counted before this minibatch), parameters lerped, buffers copied."""
     ema_nimg = ema_kimg * 1000
     if ema_rampup is not None:
         ema_nimg = min(ema_nimg, cur_nimg * ema_rampup)
@@ -142,7 +156,6 @@ def compare_with_module(official, cfg, iterations: int, g_lazy: str = "ada") -> 
     ``model.generator.output_activation`` is tanh."""
     import lightning as L
     from hydra.utils import instantiate
-    from torch_utils import misc
     from training.loss import StyleGAN2Loss
 
     from seed_spread import official_phases, tanh_wrap
@@ -191,28 +204,13 @@ def compare_with_module(official, cfg, iterations: int, g_lazy: str = "ada") -> 
                          pl_batch_shrink=cfg.loss.pl_batch_shrink, pl_decay=cfg.loss.pl_decay)
     phases = official_phases(G, D, cfg, g_lazy)
     ema_kimg, rampup, n = float(cfg.model.ema_kimg), cfg.model.ema_rampup, int(cfg.data.batch_size)
+    no_c = torch.zeros([n, 0])
     for i, real in enumerate(seen):
-        no_c = torch.zeros([n, 0])
         for phase in phases:
-            if i % phase["interval"] != 0:
-                continue
-            z = zs[2 * i] if phase["name"].startswith("G") else zs[2 * i + 1]
-            phase["opt"].zero_grad(set_to_none=True)
-            phase["module"].requires_grad_(True)
-            loss.accumulate_gradients(phase=phase["name"], real_img=real, real_c=no_c, gen_z=z, gen_c=no_c,
-                                      sync=True, gain=phase["interval"])
-            phase["module"].requires_grad_(False)
-            for p in phase["module"].parameters():
-                if p.grad is not None:
-                    misc.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-            phase["opt"].step()
-        ema_nimg = ema_kimg * 1000 if rampup is None else min(ema_kimg * 1000, i * n * rampup)
-        beta = 0.5 ** (n / max(ema_nimg, 1e-8))
-        with torch.no_grad():
-            for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                p_ema.copy_(p.lerp(p_ema, beta))
-            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-                b_ema.copy_(b)
+            if i % phase["interval"] == 0:
+                z = zs[2 * i] if phase["name"].startswith("G") else zs[2 * i + 1]
+                phase_step(phase, loss, real, no_c, z, no_c)
+        ema_update(G_ema, G, n, i * n, ema_kimg, rampup)
     out = {}
     for name, ours, theirs in (("G", module.G, G), ("D", module.D, D), ("G_ema", module.G_ema, G_ema)):
         mine = export_official(**{name[0]: ours if name[0] == "D" else _as_linear(cfg, ours)})[name[0]]

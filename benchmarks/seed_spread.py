@@ -144,6 +144,8 @@ def official_run(args) -> None:
     from torch_utils import misc
     from training.loss import StyleGAN2Loss
 
+    from official_loop import ema_update, phase_step
+
     out = Path(args.out) / args.side / f"seed{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
     cfg = compose_demo(args.seed, out, ["model.generator.output_activation=linear", *args.official_args])
@@ -180,24 +182,9 @@ def official_run(args) -> None:
         all_z = torch.randn([len(phases) * batch, G.z_dim]).split(batch)
         [np.random.randint(len(dm.dataset)) for _ in range(len(phases) * batch)]  # the official label draws
         for phase, z in zip(phases, all_z, strict=True):
-            if batch_idx % phase["interval"] != 0:
-                continue
-            phase["opt"].zero_grad(set_to_none=True)
-            phase["module"].requires_grad_(True)
-            loss.accumulate_gradients(phase=phase["name"], real_img=real, real_c=real_c, gen_z=z,
-                                      gen_c=torch.zeros([batch, 0]), sync=True, gain=phase["interval"])
-            phase["module"].requires_grad_(False)
-            for p in phase["module"].parameters():
-                if p.grad is not None:
-                    misc.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
-            phase["opt"].step()
-        ema_nimg = ema_kimg * 1000 if ema_rampup is None else min(ema_kimg * 1000, cur_nimg * ema_rampup)
-        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
-        with torch.no_grad():
-            for p_ema, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                p_ema.copy_(p.lerp(p_ema, beta))
-            for b_ema, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-                b_ema.copy_(b)
+            if batch_idx % phase["interval"] == 0:
+                phase_step(phase, loss, real, real_c, z, real_c)
+        ema_update(G_ema, G, batch, cur_nimg, ema_kimg, ema_rampup)
         cur_nimg += batch
         batch_idx += 1
         done = cur_nimg >= total
